@@ -1,0 +1,2 @@
+# COCO instances (boxes + masks), mmdet's standard 1333x800 pipeline.
+_base_ = ['mmdet::_base_/datasets/coco_instance.py']

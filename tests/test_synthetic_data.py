@@ -1,0 +1,76 @@
+import filecmp
+import json
+import os
+import os.path as osp
+
+import cv2
+import numpy as np
+import pytest
+
+from vitext.data.synthetic import ADE_OBJECTS, ADE_STUFF, make_ade20k, make_coco, render_scene
+
+
+def test_ade20k_layout_and_labels(ade_root):
+    for split, count in (('training', 24), ('validation', 6)):
+        imgs = sorted(os.listdir(osp.join(ade_root, 'images', split)))
+        anns = sorted(os.listdir(osp.join(ade_root, 'annotations', split)))
+        assert len(imgs) == len(anns) == count
+        assert [f[:-4] for f in imgs] == [f[:-4] for f in anns]
+        assert all(f.endswith('.jpg') for f in imgs) and all(f.endswith('.png') for f in anns)
+    label = cv2.imread(osp.join(ade_root, 'annotations', 'training', anns[0]),
+                       cv2.IMREAD_UNCHANGED)
+    img = cv2.imread(osp.join(ade_root, 'images', 'training', imgs[0]))
+    assert label.ndim == 2 and label.dtype == np.uint8 and label.shape == img.shape[:2] == (64, 64)
+    values = set(np.unique(label).tolist())
+    assert values <= {0, *ADE_STUFF, *ADE_OBJECTS}
+    assert 0 in values  # the "other" patch, ignored after reduce_zero_label
+
+
+def test_deterministic_from_seed(tmp_path):
+    a = make_ade20k(str(tmp_path / 'a'), num_train=3, num_val=1, height=48, width=64, seed=7)
+    b = make_ade20k(str(tmp_path / 'b'), num_train=3, num_val=1, height=48, width=64, seed=7)
+    c = make_ade20k(str(tmp_path / 'c'), num_train=3, num_val=1, height=48, width=64, seed=8)
+    rel = osp.join('annotations', 'training', 'ADE_train_00000002.png')
+    assert filecmp.cmp(osp.join(a, rel), osp.join(b, rel), shallow=False)
+    assert not filecmp.cmp(osp.join(a, rel), osp.join(c, rel), shallow=False)
+
+
+def test_classes_differ_in_appearance():
+    # Pixels of different object classes have clearly different mean colours.
+    means = {}
+    for i in range(40):
+        img, label, _ = render_scene(i, 96, 96, ADE_STUFF, ADE_OBJECTS)
+        for cls in np.unique(label):
+            means.setdefault(int(cls), []).append(img[label == cls].mean(0))
+    centres = {c: np.mean(v, 0) for c, v in means.items() if c != 0}
+    assert len(centres) >= 8
+    dists = [np.linalg.norm(centres[a] - centres[b]) for a in centres for b in centres if a < b]
+    assert min(dists) > 10
+
+
+def test_coco_annotations_match_images(coco_root):
+    with open(osp.join(coco_root, 'annotations', 'instances_train2017.json')) as f:
+        coco = json.load(f)
+    assert len(coco['images']) == 16 and len(coco['categories']) == 80
+    assert coco['annotations'], 'no objects were drawn'
+    names = {c['id']: c['name'] for c in coco['categories']}
+    by_image = {im['id']: im for im in coco['images']}
+    for ann in coco['annotations']:
+        im = by_image[ann['image_id']]
+        assert osp.isfile(osp.join(coco_root, 'train2017', im['file_name']))
+        x, y, w, h = ann['bbox']
+        assert 0 <= x and 0 <= y and x + w <= im['width'] and y + h <= im['height']
+        assert w > 0 and h > 0 and ann['area'] > 0 and ann['iscrowd'] == 0
+        poly = np.array(ann['segmentation'][0]).reshape(-1, 2)
+        assert poly[:, 0].min() == pytest.approx(x) and poly[:, 1].max() == pytest.approx(y + h)
+        assert names[ann['category_id']] in ('person', 'car', 'dog', 'bottle', 'chair', 'clock',
+                                             'umbrella', 'bird')
+
+
+def test_bad_arguments():
+    with pytest.raises(ValueError, match='1..150'):
+        make_ade20k('/nonexistent', num_train=1, objects=(151,))
+    with pytest.raises(ValueError, match='at least 32x32'):
+        make_ade20k('/nonexistent', height=8, width=8)
+    with pytest.raises(ValueError, match='not among the categories'):
+        make_coco('/nonexistent', objects=('unicorn',), classes=('person',))

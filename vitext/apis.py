@@ -1,0 +1,240 @@
+"""What ``tools/train.py`` and ``tools/test.py`` do, for segmentation (mmseg) and detection
+(mmdet) configs alike: the task is read from the config's ``default_scope``.
+
+Before a runner is built the config is checked, so that common mistakes fail with one message
+naming the key or path: an unknown model/backbone type (with close matches), a missing data root
+or annotation file, a missing checkpoint.
+"""
+import difflib
+import importlib
+import json
+import logging
+import os
+import os.path as osp
+from typing import Any, Dict, Iterator, List, Optional, Tuple
+
+import torch
+from mmengine.config import Config, ConfigDict
+from mmengine.logging import print_log
+
+SCOPES = ('mmseg', 'mmdet')
+# Children of `model` that are built from the MODELS registry.
+_MODEL_PARTS = ('backbone', 'neck', 'decode_head', 'auxiliary_head', 'rpn_head', 'roi_head',
+                'bbox_head', 'mask_head', 'data_preprocessor')
+
+
+class ConfigError(ValueError):
+    """A config names something that does not exist."""
+
+
+def load_config(path: str, cfg_options: Optional[dict] = None) -> Config:
+    if not osp.isfile(path):
+        raise ConfigError(f'config file {path!r} does not exist')
+    cfg = Config.fromfile(path)
+    if cfg_options:
+        cfg.merge_from_dict(cfg_options)
+    scope = cfg.get('default_scope')
+    if scope not in SCOPES:
+        raise ConfigError(f'config {path!r} has default_scope={scope!r}; expected one of '
+                          f'{SCOPES} (inherit configs/_base_/default_runtime_seg.py or _det.py)')
+    return cfg
+
+
+def _registry_names(registry) -> List[str]:
+    names = []
+    while registry is not None:
+        names += list(registry.module_dict)
+        registry = registry.parent
+    return names
+
+
+def _type_nodes(node: Any, key: str) -> Iterator[Tuple[str, str]]:
+    """(config key, type name) of the model and of its registry-built parts."""
+    if isinstance(node, dict) and isinstance(node.get('type'), str):
+        yield key, node['type']
+        for part in _MODEL_PARTS:
+            yield from _type_nodes(node.get(part), f'{key}.{part}')
+    elif isinstance(node, (list, tuple)):
+        for i, item in enumerate(node):
+            yield from _type_nodes(item, f'{key}[{i}]')
+
+
+def check_model_types(cfg: Config) -> None:
+    """Every type under ``cfg.model`` (model, backbone, neck, heads) must be registered."""
+    from mmengine.registry import DefaultScope
+    scope = cfg.default_scope
+    registry = importlib.import_module(f'{scope}.registry').MODELS
+    with DefaultScope.overwrite_default_scope(scope):
+        registry.import_from_location()  # the scope's own modules, as the runner would
+        for key, name in _type_nodes(cfg.model, 'model'):
+            if registry.get(name) is None:
+                close = difflib.get_close_matches(name, _registry_names(registry), n=3)
+                hint = f'; did you mean {" or ".join(map(repr, close))}?' if close else ''
+                raise ConfigError(f'{key}.type={name!r} is not a registered {scope} model'
+                                  f'{hint}')
+
+
+def _dataset_paths(dataset: dict, key: str) -> Iterator[Tuple[str, str, bool]]:
+    """(config key, path, is_dir) of the folders and files a dataset config reads."""
+    if 'datasets' in dataset:  # ConcatDataset
+        for i, child in enumerate(dataset['datasets']):
+            yield from _dataset_paths(child, f'{key}.datasets[{i}]')
+        return
+    if 'dataset' in dataset:  # RepeatDataset, ClassBalancedDataset, ...
+        yield from _dataset_paths(dataset['dataset'], f'{key}.dataset')
+        return
+    root = dataset.get('data_root') or ''
+    if root:
+        yield f'{key}.data_root', root, True
+    for name, prefix in (dataset.get('data_prefix') or {}).items():
+        if prefix:
+            yield f'{key}.data_prefix.{name}', osp.join(root, prefix), True
+    if dataset.get('ann_file'):
+        yield f'{key}.ann_file', osp.join(root, dataset['ann_file']), False
+
+
+def check_data(cfg: Config, loaders: Tuple[str, ...]) -> None:
+    """The data root, image/label folders and annotation files of ``loaders`` must exist."""
+    for loader in loaders:
+        if not cfg.get(loader):
+            continue
+        for key, path, is_dir in _dataset_paths(cfg[loader]['dataset'], f'{loader}.dataset'):
+            ok = osp.isdir(path) if is_dir else osp.isfile(path)
+            if not ok:
+                what = 'folder' if is_dir else 'file'
+                raise ConfigError(
+                    f'{key}: {what} {path!r} does not exist. Point it at the data set (e.g. '
+                    f'--cfg-options {key}=...), or make a synthetic set with '
+                    'python tools/make_synthetic_data.py')
+
+
+def adapt_to_cpu_distributed(cfg: Config) -> None:
+    """Distributed CPU runs: gloo instead of NCCL, DDP without device ids, BN for SyncBN."""
+    if torch.cuda.is_available():
+        return
+    cfg.setdefault('env_cfg', ConfigDict()).setdefault('dist_cfg', ConfigDict())
+    cfg.env_cfg.dist_cfg.backend = 'gloo'
+    wrapper = cfg.get('model_wrapper_cfg') or ConfigDict(type='MMDistributedDataParallel')
+    wrapper['device_ids'] = None
+    cfg.model_wrapper_cfg = wrapper
+
+    def revert_sync_bn(node: Any) -> None:
+        if isinstance(node, dict):
+            if node.get('type') in ('SyncBN', 'MMSyncBN'):
+                node['type'] = 'BN'
+            for value in node.values():
+                revert_sync_bn(value)
+        elif isinstance(node, list):
+            for value in node:
+                revert_sync_bn(value)
+
+    revert_sync_bn(cfg.model)
+    print_log('no CUDA device: distributed run on CPU with the gloo backend, SyncBN -> BN',
+              logger='current', level=logging.WARNING)
+
+
+def _set_work_dir(cfg: Config, config_path: str, work_dir: Optional[str]) -> None:
+    if work_dir is not None:
+        cfg.work_dir = work_dir
+    elif cfg.get('work_dir') is None:
+        cfg.work_dir = osp.join('./work_dirs', osp.splitext(osp.basename(config_path))[0])
+
+
+def _build_runner(cfg: Config):
+    from mmengine.runner import Runner
+    if 'runner_type' in cfg:
+        registry = importlib.import_module(f'{cfg.default_scope}.registry').RUNNERS
+        return registry.build(cfg)
+    return Runner.from_cfg(cfg)
+
+
+def train(config: str, work_dir: Optional[str] = None, resume: bool = False, amp: bool = False,
+          cfg_options: Optional[dict] = None, launcher: str = 'none'):
+    """Train from a config; returns the runner (its ``work_dir`` holds checkpoints and logs)."""
+    cfg = load_config(config, cfg_options)
+    cfg.launcher = launcher
+    _set_work_dir(cfg, config, work_dir)
+    if amp:
+        if not torch.cuda.is_available():
+            raise ConfigError('--amp needs a CUDA device (mmengine\'s AmpOptimWrapper)')
+        if cfg.optim_wrapper.type != 'AmpOptimWrapper':
+            if cfg.optim_wrapper.type != 'OptimWrapper':
+                raise ConfigError('--amp works with optim_wrapper.type=OptimWrapper, got '
+                                  f'{cfg.optim_wrapper.type!r}')
+            cfg.optim_wrapper.type = 'AmpOptimWrapper'
+            cfg.optim_wrapper.loss_scale = 'dynamic'
+    cfg.resume = resume
+    if launcher != 'none':
+        adapt_to_cpu_distributed(cfg)
+    check_model_types(cfg)
+    check_data(cfg, ('train_dataloader', 'val_dataloader'))
+    runner = _build_runner(cfg)
+    runner.train()
+    return runner
+
+
+def _enable_visualisation(cfg: Config, show_dir: str) -> None:
+    hook = cfg.default_hooks.get('visualization')
+    if hook is None:
+        raise ConfigError('--show-dir needs default_hooks.visualization in the config')
+    hook['draw'] = True
+    if cfg.default_scope == 'mmseg':
+        cfg.visualizer['save_dir'] = show_dir
+    else:
+        hook['test_out_dir'] = show_dir
+
+
+def test(config: str, checkpoint: str, work_dir: Optional[str] = None, out: Optional[str] = None,
+         show_dir: Optional[str] = None, tta: bool = False, cfg_options: Optional[dict] = None,
+         launcher: str = 'none') -> Dict[str, Any]:
+    """Evaluate ``checkpoint``; returns the metrics and writes them (with per-class values for
+    segmentation) to ``<work_dir>/test_results.json``."""
+    cfg = load_config(config, cfg_options)
+    cfg.launcher = launcher
+    _set_work_dir(cfg, config, work_dir)
+    if not osp.isfile(checkpoint):
+        raise FileNotFoundError(f'checkpoint file {checkpoint!r} does not exist')
+    cfg.load_from = checkpoint
+    if launcher != 'none':
+        adapt_to_cpu_distributed(cfg)
+    if show_dir:
+        _enable_visualisation(cfg, show_dir)
+    if tta:
+        if 'tta_model' not in cfg or 'tta_pipeline' not in cfg:
+            raise ConfigError('--tta needs tta_model and tta_pipeline in the config')
+        cfg.test_dataloader.dataset.pipeline = cfg.tta_pipeline
+        cfg.tta_model.module = cfg.model
+        cfg.model = cfg.tta_model
+    is_seg = cfg.default_scope == 'mmseg'
+    if out and is_seg:  # mmseg: a folder of predicted label PNGs
+        cfg.test_evaluator['output_dir'] = out
+        cfg.test_evaluator['keep_results'] = True
+    check_model_types(cfg)
+    check_data(cfg, ('test_dataloader',))
+    runner = _build_runner(cfg)
+    if out and not is_seg:  # mmdet: a pickle of the raw predictions
+        from mmdet.evaluation import DumpDetResults
+        runner.test_evaluator.metrics.append(DumpDetResults(out_file_path=out))
+    metrics = runner.test()
+    result: Dict[str, Any] = dict(config=config, checkpoint=checkpoint,
+                                  metrics={k: _to_builtin(v) for k, v in metrics.items()})
+    for metric in runner.test_evaluator.metrics:
+        per_class = getattr(metric, 'per_class', None)
+        if per_class is not None:
+            result['per_class'] = per_class
+    from mmengine.dist import is_main_process
+    if is_main_process():
+        path = osp.join(cfg.work_dir, 'test_results.json')
+        os.makedirs(cfg.work_dir, exist_ok=True)
+        with open(path, 'w') as f:
+            json.dump(result, f, indent=2)
+        print_log(f'metrics written to {path}', logger='current')
+        result['json'] = path
+    return result
+
+
+def _to_builtin(value: Any) -> Any:
+    try:
+        return value.item()  # numpy / torch scalars
+    except AttributeError:
+        return value

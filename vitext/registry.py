@@ -1,0 +1,56 @@
+"""The one place where vitext's modules enter mmseg's and mmdet's registries.
+
+Configs trigger it with ``custom_imports = dict(imports=['vitext'], allow_failed_imports=False)``
+(``import vitext`` calls :func:`register_all`), so mmseg's and mmdet's own ``tools/train.py``
+run vitext configs unchanged. Every backbone goes into both ``MODELS`` registries; the
+segmentation-only transform and metric go into mmseg's alone. mmdet is optional.
+"""
+import importlib
+from typing import List, Tuple
+
+
+def _backbones() -> List[type]:
+    """Backbone classes, imported here so that ``vitext.ops`` stays free of mm imports."""
+    return []
+
+
+def _segmentation_extras() -> List[Tuple[str, type]]:
+    from .data.transforms import LoadSegAnnotations
+    from .evaluation.metrics import PerClassIoUMetric
+    return [('TRANSFORMS', LoadSegAnnotations), ('METRICS', PerClassIoUMetric)]
+
+
+def _register(registry, cls: type) -> None:
+    existing = registry.module_dict.get(cls.__name__)
+    if existing is cls:
+        return  # registered already (e.g. vitext imported twice through custom_imports)
+    if existing is not None:
+        raise KeyError(f'{cls.__name__} from vitext clashes with {existing.__module__}.'
+                       f'{existing.__name__} already in the {registry.scope}::{registry.name} '
+                       'registry')
+    registry.register_module(module=cls)
+
+
+def registered_scopes() -> List[str]:
+    """The OpenMMLab scopes vitext registers into: 'mmseg' and, if installed, 'mmdet'."""
+    scopes = []
+    for scope in ('mmseg', 'mmdet'):
+        try:
+            importlib.import_module(scope + '.registry')
+        except ImportError:
+            if scope == 'mmseg':
+                raise
+            continue
+        scopes.append(scope)
+    return scopes
+
+
+def register_all() -> None:
+    backbones = _backbones()
+    for scope in registered_scopes():
+        registries = importlib.import_module(scope + '.registry')
+        for cls in backbones:
+            _register(registries.MODELS, cls)
+        if scope == 'mmseg':
+            for registry_name, cls in _segmentation_extras():
+                _register(getattr(registries, registry_name), cls)
