@@ -36,6 +36,13 @@ class Foreign:
     pass
 
 
+class GetattrEscape:
+    """getattr on an allow-listed class beyond the statistics methods mmengine pickles."""
+
+    def __reduce__(self):
+        return (getattr, (HistoryBuffer, '__init__'))
+
+
 def test_mmengine_checkpoint_loads_with_weights_only(tmp_path):
     path = str(tmp_path / 'ckpt.pth')
     torch.save(mmengine_style_checkpoint(), path)
@@ -64,6 +71,13 @@ def test_foreign_object_named(tmp_path):
     path = str(tmp_path / 'foreign.pth')
     torch.save({'state_dict': {'w': torch.zeros(1)}, 'extra': Foreign()}, path)
     with pytest.raises(pickle.UnpicklingError, match=r'Foreign.*allow-list'):
+        safe_load(path)
+
+
+def test_getattr_is_limited_to_history_buffer_statistics(tmp_path):
+    path = str(tmp_path / 'getattr.pth')
+    torch.save({'x': GetattrEscape()}, path)
+    with pytest.raises(UnsafeCheckpointError, match=r"getattr\(HistoryBuffer, '__init__'\)"):
         safe_load(path)
 
 

@@ -49,8 +49,8 @@ def test_every_config_loads_and_builds(path):
 
 def test_unknown_backbone_type_is_named():
     cfg = load_config(DEMO_SEG, {'model.backbone.type': 'ResNetV1x'})
-    with pytest.raises(ConfigError, match=r"model.backbone.type='ResNetV1x'.*did you mean "
-                                          r"'ResNetV1c'"):
+    with pytest.raises(ConfigError, match=r"model.backbone.type='ResNetV1x' is not a "
+                                          r"registered mmseg model; did you mean .*'ResNetV1c'"):
         check_model_types(cfg)
 
 

@@ -17,9 +17,9 @@ def test_ade20k_layout_and_labels(ade_root):
         assert len(imgs) == len(anns) == count
         assert [f[:-4] for f in imgs] == [f[:-4] for f in anns]
         assert all(f.endswith('.jpg') for f in imgs) and all(f.endswith('.png') for f in anns)
-    label = cv2.imread(osp.join(ade_root, 'annotations', 'training', anns[0]),
+    label = cv2.imread(osp.join(ade_root, 'annotations', 'training', 'ADE_train_00000001.png'),
                        cv2.IMREAD_UNCHANGED)
-    img = cv2.imread(osp.join(ade_root, 'images', 'training', imgs[0]))
+    img = cv2.imread(osp.join(ade_root, 'images', 'training', 'ADE_train_00000001.jpg'))
     assert label.ndim == 2 and label.dtype == np.uint8 and label.shape == img.shape[:2] == (64, 64)
     values = set(np.unique(label).tolist())
     assert values <= {0, *ADE_STUFF, *ADE_OBJECTS}
@@ -62,7 +62,8 @@ def test_coco_annotations_match_images(coco_root):
         assert 0 <= x and 0 <= y and x + w <= im['width'] and y + h <= im['height']
         assert w > 0 and h > 0 and ann['area'] > 0 and ann['iscrowd'] == 0
         poly = np.array(ann['segmentation'][0]).reshape(-1, 2)
-        assert poly[:, 0].min() == pytest.approx(x) and poly[:, 1].max() == pytest.approx(y + h)
+        assert poly[:, 0].min() == pytest.approx(x, abs=0.02)
+        assert poly[:, 1].max() == pytest.approx(y + h, abs=0.02)
         assert names[ann['category_id']] in ('person', 'car', 'dog', 'bottle', 'chair', 'clock',
                                              'umbrella', 'bird')
 

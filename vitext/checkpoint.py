@@ -26,11 +26,27 @@ class UnsafeCheckpointError(pickle.UnpicklingError):
     """A checkpoint holds a pickled object that is not on the allow-list."""
 
 
+# HistoryBuffer pickles its statistics methods as getattr(HistoryBuffer, 'min') etc. Allowing
+# builtins.getattr itself would let a pickle reach any attribute (a known escape), so the GLOBAL
+# 'builtins.getattr' is resolved to this substitute, which answers those four lookups only.
+_HISTORY_BUFFER_METHODS = ('min', 'max', 'current', 'mean')
+
+
+def _history_buffer_getattr(obj: Any, name: str) -> Any:
+    from mmengine.logging import HistoryBuffer
+    if obj is HistoryBuffer and name in _HISTORY_BUFFER_METHODS:
+        return getattr(obj, name)
+    raise pickle.UnpicklingError(
+        f'Unsupported global: GLOBAL builtins.getattr({getattr(obj, "__qualname__", obj)}, '
+        f'{name!r}) is not allowed')
+
+
 def mmengine_safe_globals() -> List[Any]:
     """The exact non-tensor types mmengine writes into its checkpoints.
 
-    ``meta.message_hub`` stores scalar logs as ``HistoryBuffer`` objects holding numpy arrays and
-    numpy scalars (``np.float64`` losses, ``np.int64`` counters)."""
+    ``meta.message_hub`` stores scalar logs as ``HistoryBuffer`` objects (with references to
+    their statistics methods) holding numpy arrays, and numpy scalars (``np.float64`` losses,
+    ``np.int64`` counters)."""
     from mmengine.logging import HistoryBuffer
 
     numpy_types = [
@@ -40,17 +56,19 @@ def mmengine_safe_globals() -> List[Any]:
         np.dtype,
     ]
     # numpy >= 1.25 pickles a dtype through its concrete class (e.g. numpy.dtypes.Float64DType).
-    dtypes = getattr(np, 'dtypes', None)
-    if dtypes is not None:
+    if hasattr(np, 'dtypes'):
         numpy_types += [type(np.dtype(name)) for name in (
             'bool', 'int8', 'int16', 'int32', 'int64', 'uint8', 'uint16', 'uint32', 'uint64',
             'float16', 'float32', 'float64')]
-    return [HistoryBuffer] + numpy_types
+    return [HistoryBuffer, (_history_buffer_getattr, 'builtins.getattr')] + numpy_types
 
 
 def _refused_global(err: Exception) -> Optional[str]:
-    match = re.search(r'Unsupported global: GLOBAL ([\w.]+)', str(err))
-    return match.group(1) if match else None
+    match = re.search(r'GLOBAL ([\w.]+(?:\([^)]*\))?)', str(err))
+    if match:
+        return match.group(1)
+    match = re.search(r'(?:unrecognized function|new object for .* but got) (.+)', str(err))
+    return match.group(1).strip() if match else None
 
 
 def safe_load(filename: str, map_location: Any = 'cpu') -> Any:
@@ -72,7 +90,10 @@ def safe_load(filename: str, map_location: Any = 'cpu') -> Any:
         return torch.load(filename, map_location=map_location, weights_only=True)
     except pickle.UnpicklingError as err:
         culprit = _refused_global(err)
-        what = f'a pickled object of type {culprit!r}' if culprit else 'a pickled object'
+        if culprit is None:  # not a refusal: the bytes are not a pickle we can read
+            raise RuntimeError(f'checkpoint {filename!r} could not be read as a PyTorch '
+                               f'checkpoint ({err})') from None
+        what = f'a pickled object of type {culprit!r}'
         raise UnsafeCheckpointError(
             f'checkpoint {filename!r} holds {what}, which is not on vitext\'s allow-list '
             '(tensors, containers, numbers, strings and the types mmengine writes); refusing to '

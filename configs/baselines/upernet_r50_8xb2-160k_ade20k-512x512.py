@@ -1,1 +1,4 @@
-_base_ = ['./upernet_r50_8xb2-40k_ade20k-512x512.py', '../_base_/schedules/schedule_160k.py']
+_base_ = [
+    '../_base_/models/upernet_r50.py', '../_base_/datasets/ade20k.py',
+    '../_base_/default_runtime_seg.py', '../_base_/schedules/schedule_160k.py'
+]

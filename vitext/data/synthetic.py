@@ -7,6 +7,7 @@ Each image is drawn from ``seed`` and its index alone: the same arguments give t
 
 Pure numpy + OpenCV; no mm imports.
 """
+import colorsys
 import json
 import os
 import os.path as osp
@@ -36,15 +37,22 @@ class ClassStyle:
     shape: str
 
 
-def class_style(label: int, style_seed: int = 0) -> ClassStyle:
-    """Appearance of class ``label``: fixed for a (label, style_seed) pair."""
-    rng = np.random.default_rng([style_seed, label])
-    colour = tuple(int(c) for c in rng.integers(30, 226, size=3))
-    return ClassStyle(colour=colour,
-                      texture=TEXTURES[label % len(TEXTURES)],
-                      period=float(rng.uniform(6, 14)),
-                      angle=float(rng.uniform(0, np.pi)),
-                      shape=SHAPES[label % len(SHAPES)])
+def class_styles(labels: Sequence[int], style_seed: int = 0) -> Dict[int, ClassStyle]:
+    """Appearance of each class in ``labels``, fixed for a (labels, style_seed) pair.
+
+    Hues are spread evenly over the classes (and saturation/brightness alternate), so no two
+    classes share a colour; texture and shape cycle through their lists."""
+    styles = {}
+    for i, label in enumerate(labels):
+        rng = np.random.default_rng([style_seed, int(label)])
+        hue = (i / len(labels) + style_seed * 0.137) % 1.0
+        rgb = colorsys.hsv_to_rgb(hue, 0.45 + 0.4 * (i % 2), 0.55 + 0.35 * ((i // 2) % 2))
+        styles[int(label)] = ClassStyle(colour=tuple(int(255 * c) for c in rgb),
+                                        texture=TEXTURES[i % len(TEXTURES)],
+                                        period=float(rng.uniform(6, 14)),
+                                        angle=float(rng.uniform(0, np.pi)),
+                                        shape=SHAPES[i % len(SHAPES)])
+    return styles
 
 
 def _texture(style: ClassStyle, height: int, width: int, rng: np.random.Generator) -> np.ndarray:
@@ -111,6 +119,7 @@ def render_scene(index: int, height: int, width: int, stuff: Sequence[int],
     ``other_fraction`` of the image), as in ADE20K.
     """
     rng = np.random.default_rng([seed, index])
+    styles = class_styles(list(stuff) + list(objects), seed)
     img = np.zeros((height, width, 3), np.uint8)
     label = np.zeros((height, width), np.uint8)
 
@@ -119,7 +128,7 @@ def render_scene(index: int, height: int, width: int, stuff: Sequence[int],
     yy, xx = np.mgrid[0:height, 0:width]
     horizon = rng.uniform(0.3, 0.7) * height + (xx - width / 2) * rng.uniform(-0.3, 0.3)
     for region, cls in ((yy < horizon, top), (yy >= horizon, bottom)):
-        img[region] = _texture(class_style(int(cls), seed), height, width, rng)[region]
+        img[region] = _texture(styles[int(cls)], height, width, rng)[region]
         label[region] = cls
 
     if other_fraction > 0:
@@ -143,7 +152,7 @@ def render_scene(index: int, height: int, width: int, stuff: Sequence[int],
         if any(box[0] < b[2] and b[0] < box[2] and box[1] < b[3] and b[1] < box[3]
                for b in boxes):
             continue
-        style = class_style(cls, seed)
+        style = styles[cls]
         poly = _polygon(style.shape, cx, cy, rx, ry, rng.uniform(0, 2 * np.pi))
         mask = np.zeros((height, width), np.uint8)
         cv2.fillPoly(mask, [np.round(poly).astype(np.int32)], 1)

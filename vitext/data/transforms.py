@@ -21,7 +21,7 @@ class LoadSegAnnotations(LoadAnnotations):
         except FileNotFoundError:
             raise CorruptDataError(f'label file {path!r} does not exist (image: '
                                    f'{results.get("img_path")!r})') from None
-        except (AttributeError, TypeError, ValueError) as err:
+        except (AttributeError, TypeError, ValueError, OSError) as err:  # per decoder backend
             raise CorruptDataError(
                 f'label file {path!r} could not be decoded as an image ({err}); expected a '
                 'single-channel PNG of class indices') from None
