@@ -46,9 +46,8 @@ def test_test_tool_reports_miou_per_class(trained, ade_root, tmp_path):
     assert per_class['windowpane'] == {'IoU': None, 'Acc': None}
     assert per_class['sky']['Acc'] is not None
     assert len(os.listdir(pred_dir)) == 6
-    painted = [f for _, _, files in os.walk(tmp_path) for f in files if f.endswith('.png')
-               and 'vis' in _]
-    assert len(painted) == 6
+    painted = os.listdir(tmp_path / 'vis' / 'vis_data' / 'vis_image')
+    assert len(painted) == 6 and all(name.endswith('.png') for name in painted)
 
 
 def test_test_tool_tta(trained, ade_root, tmp_path):

@@ -108,10 +108,18 @@ def check_data(cfg: Config, loaders: Tuple[str, ...]) -> None:
                     'python tools/make_synthetic_data.py')
 
 
-def adapt_to_cpu_distributed(cfg: Config) -> None:
-    """Distributed CPU runs: gloo instead of NCCL, DDP without device ids, BN for SyncBN."""
+def setup_cpu_distributed(cfg: Config, launcher: str) -> None:
+    """Distributed runs on a machine without CUDA: gloo instead of NCCL, DDP without device
+    ids, BN for SyncBN. mmengine's own initialisation selects a CUDA device unconditionally, so
+    the gloo process group is started here; the runner then finds it initialised."""
     if torch.cuda.is_available():
         return
+    if launcher != 'pytorch':
+        raise ConfigError(f'--launcher {launcher} needs CUDA devices; on CPU use '
+                          '--launcher pytorch (tools/dist_train.sh)')
+    import torch.distributed as dist
+    if not dist.is_initialized():
+        dist.init_process_group(backend='gloo')
     cfg.setdefault('env_cfg', ConfigDict()).setdefault('dist_cfg', ConfigDict())
     cfg.env_cfg.dist_cfg.backend = 'gloo'
     wrapper = cfg.get('model_wrapper_cfg') or ConfigDict(type='MMDistributedDataParallel')
@@ -165,7 +173,7 @@ def train(config: str, work_dir: Optional[str] = None, resume: bool = False, amp
             cfg.optim_wrapper.loss_scale = 'dynamic'
     cfg.resume = resume
     if launcher != 'none':
-        adapt_to_cpu_distributed(cfg)
+        setup_cpu_distributed(cfg, launcher)
     check_model_types(cfg)
     check_data(cfg, ('train_dataloader', 'val_dataloader'))
     runner = _build_runner(cfg)
@@ -174,12 +182,16 @@ def train(config: str, work_dir: Optional[str] = None, resume: bool = False, amp
 
 
 def _enable_visualisation(cfg: Config, show_dir: str) -> None:
+    """Paint every test image. A relative ``show_dir`` is taken under the work dir: for
+    segmentation the images land in ``<show_dir>/vis_data/vis_image/``, for detection (mmdet's
+    hook adds the run's timestamp) in ``<work_dir>/<timestamp>/<show_dir>/``."""
     hook = cfg.default_hooks.get('visualization')
     if hook is None:
         raise ConfigError('--show-dir needs default_hooks.visualization in the config')
     hook['draw'] = True
+    hook['interval'] = 1
     if cfg.default_scope == 'mmseg':
-        cfg.visualizer['save_dir'] = show_dir
+        cfg.visualizer['save_dir'] = osp.join(cfg.work_dir, show_dir)
     else:
         hook['test_out_dir'] = show_dir
 
@@ -196,7 +208,7 @@ def test(config: str, checkpoint: str, work_dir: Optional[str] = None, out: Opti
         raise FileNotFoundError(f'checkpoint file {checkpoint!r} does not exist')
     cfg.load_from = checkpoint
     if launcher != 'none':
-        adapt_to_cpu_distributed(cfg)
+        setup_cpu_distributed(cfg, launcher)
     if show_dir:
         _enable_visualisation(cfg, show_dir)
     if tta:
