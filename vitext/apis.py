@@ -228,6 +228,9 @@ def test(config: str, checkpoint: str, work_dir: Optional[str] = None, out: Opti
         from mmdet.evaluation import DumpDetResults
         runner.test_evaluator.metrics.append(DumpDetResults(out_file_path=out))
     metrics = runner.test()
+    if not metrics:
+        print_log('the evaluator returned no metrics (see the errors above, e.g. no '
+                  'predictions at all)', logger='current', level=logging.WARNING)
     result: Dict[str, Any] = dict(config=config, checkpoint=checkpoint,
                                   metrics={k: _to_builtin(v) for k, v in metrics.items()})
     for metric in runner.test_evaluator.metrics:
