@@ -12,5 +12,5 @@ $PY tools/train.py "$CONFIG" --work-dir "$WORK"
 CKPT="$WORK/$(cat "$WORK/last_checkpoint" | xargs basename)"
 $PY tools/test.py "$CONFIG" "$CKPT" --work-dir "$WORK" --show-dir vis | tail -n 2
 echo "checkpoint:      $CKPT"
-echo "logs:            $WORK/<timestamp>/ (training and test logs, scalars)"
-echo "visualisations:  $WORK/<timestamp>/vis/ (test images painted with predictions)"
+echo "logs:            $(ls -d "$WORK"/2*/ | sort | tail -n 2 | tr '\n' ' ')(training, test)"
+echo "visualisations:  $WORK/vis/vis_data/vis_image/ (validation images painted with predictions)"

