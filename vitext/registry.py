@@ -2,7 +2,7 @@
 
 Configs trigger it with ``custom_imports = dict(imports=['vitext'], allow_failed_imports=False)``
 (``import vitext`` calls :func:`register_all`), so mmseg's and mmdet's own ``tools/train.py``
-run vitext configs unchanged. Every backbone goes into both ``MODELS`` registries; the
+run vitext configs unchanged. Every backbone and optimizer constructor goes into both scopes' registries; the
 segmentation-only transform and metric go into mmseg's alone. mmdet is optional.
 """
 import importlib
@@ -11,7 +11,13 @@ from typing import List, Tuple
 
 def _backbones() -> List[type]:
     """Backbone classes, imported here so that ``vitext.ops`` stays free of mm imports."""
-    return []
+    from .models.backbones import CBViT
+    return [CBViT]
+
+
+def _optimizer_constructors() -> List[type]:
+    from .engine.optimizers import ViTLayerDecayOptimizerConstructor
+    return [ViTLayerDecayOptimizerConstructor]
 
 
 def _segmentation_extras() -> List[Tuple[str, type]]:
@@ -46,11 +52,13 @@ def registered_scopes() -> List[str]:
 
 
 def register_all() -> None:
-    backbones = _backbones()
+    backbones, constructors = _backbones(), _optimizer_constructors()
     for scope in registered_scopes():
         registries = importlib.import_module(scope + '.registry')
         for cls in backbones:
             _register(registries.MODELS, cls)
+        for cls in constructors:
+            _register(registries.OPTIM_WRAPPER_CONSTRUCTORS, cls)
         if scope == 'mmseg':
             for registry_name, cls in _segmentation_extras():
                 _register(getattr(registries, registry_name), cls)

@@ -1,0 +1,2 @@
+_base_ = ['./upernet_vit-b_8xb2-160k_ade20k-512x512.py']
+model = dict(backbone=dict(cb_mode='cb'))

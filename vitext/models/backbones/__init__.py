@@ -1,0 +1,3 @@
+from .cb_vit import CBViT
+
+__all__ = ['CBViT']

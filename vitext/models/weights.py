@@ -1,0 +1,69 @@
+"""Loading foreign and own checkpoints into vitext backbones.
+
+A backbone's ``init_cfg=dict(type='Pretrained', checkpoint=path)`` goes through
+:func:`load_pretrained`: the file is read by the safe loader (``vitext.checkpoint``), unwrapped
+(``state_dict``/``model``/``module``, an mmseg/mmdet ``backbone.`` prefix), converted by the
+backbone's ``checkpoint_filter_fn`` (timm's convention), and then must match the backbone
+exactly except for keys the backbone declares optional (e.g. CBS scales, which start at their
+init). Anything else fails with one message listing the keys.
+"""
+from typing import Callable, Dict, Iterable, Optional
+
+import torch
+from torch import Tensor, nn
+
+from ..checkpoint import safe_load
+
+# Classifier and pre-logits parts of classification checkpoints, never used by a backbone.
+CLASSIFIER_PREFIXES = ('head.', 'fc_norm.', 'pre_logits.', 'head_dist.')
+
+
+class CheckpointMismatchError(KeyError):
+    """A checkpoint does not fit the backbone it is loaded into."""
+
+    def __str__(self) -> str:  # KeyError would quote the message
+        return str(self.args[0])
+
+
+def unwrap_state_dict(checkpoint: dict) -> Dict[str, Tensor]:
+    """The tensor dict of a checkpoint saved by timm, DeiT, mmengine or mmseg/mmdet."""
+    for key in ('state_dict', 'model', 'module'):
+        if isinstance(checkpoint, dict) and isinstance(checkpoint.get(key), dict):
+            checkpoint = checkpoint[key]
+    state = dict(checkpoint)
+    if any(k.startswith('backbone.') for k in state):  # a whole segmentor/detector
+        state = {k[len('backbone.'):]: v for k, v in state.items() if k.startswith('backbone.')}
+    return state
+
+
+def load_pretrained(model: nn.Module, filename: str,
+                    filter_fn: Optional[Callable[[Dict[str, Tensor], nn.Module],
+                                                 Dict[str, Tensor]]] = None,
+                    optional: Iterable[str] = (), ignore_prefixes=CLASSIFIER_PREFIXES) -> None:
+    """Load ``filename`` into ``model`` strictly; see the module docstring.
+
+    Args:
+        filter_fn: converts the unwrapped state dict to the model's names and shapes.
+        optional: substrings of model keys allowed to be absent from the checkpoint.
+        ignore_prefixes: checkpoint keys dropped before matching.
+    """
+    state = unwrap_state_dict(safe_load(filename, map_location='cpu'))
+    state = {k: v for k, v in state.items() if not k.startswith(tuple(ignore_prefixes))}
+    if filter_fn is not None:
+        state = filter_fn(state, model)
+    own = model.state_dict()
+    unexpected = sorted(k for k in state if k not in own)
+    missing = sorted(k for k in own if k not in state and not any(o in k for o in optional))
+    wrong_shape = sorted(f'{k}: checkpoint {tuple(v.shape)} vs model {tuple(own[k].shape)}'
+                         for k, v in state.items() if k in own and v.shape != own[k].shape)
+    if unexpected or missing or wrong_shape:
+        lines = [f'checkpoint {filename!r} does not fit {type(model).__name__}:']
+        for title, keys in (('shape mismatch', wrong_shape), ('missing in checkpoint', missing),
+                            ('not in model', unexpected)):
+            if keys:
+                shown = ', '.join(keys[:20]) + (f', ... ({len(keys)} in all)'
+                                                if len(keys) > 20 else '')
+                lines.append(f'  {title}: {shown}')
+        raise CheckpointMismatchError('\n'.join(lines))
+    with torch.no_grad():
+        model.load_state_dict(state, strict=False)
