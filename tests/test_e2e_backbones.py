@@ -9,6 +9,7 @@ from conftest import ROOT, run_tool, tiny_seg_options
 
 BACKBONE_DEMOS = [
     'configs/demo/upernet_cbvit-mini_4xb8-300it_synthetic-ade20k-128x128.py',
+    'configs/demo/upernet_aftconv-mini_4xb8-300it_synthetic-ade20k-128x128.py',
 ]
 
 

@@ -11,8 +11,8 @@ from typing import List, Tuple
 
 def _backbones() -> List[type]:
     """Backbone classes, imported here so that ``vitext.ops`` stays free of mm imports."""
-    from .models.backbones import CBViT
-    return [CBViT]
+    from .models.backbones import AFTViT, CBViT
+    return [AFTViT, CBViT]
 
 
 def _optimizer_constructors() -> List[type]:

@@ -1,4 +1,8 @@
 """Pure-PyTorch operators (no mm imports): usable, testable and benchmarkable on torch alone."""
+from .aft import (AFTConv, AFTFull, AFTSimple, aft_conv, aft_full, aft_local, aft_simple,
+                  local_window_mask)
 from .broadcast import ContextBroadcast, ScaledContextBroadcast, context_broadcast
 
-__all__ = ['context_broadcast', 'ContextBroadcast', 'ScaledContextBroadcast']
+__all__ = ['context_broadcast', 'ContextBroadcast', 'ScaledContextBroadcast', 'aft_full',
+           'aft_local', 'aft_simple', 'aft_conv', 'local_window_mask', 'AFTFull', 'AFTSimple',
+           'AFTConv']

@@ -103,7 +103,8 @@ class Attention(nn.Module):
         self.proj = nn.Linear(dim, dim)
         self.proj_drop = nn.Dropout(proj_drop)
 
-    def forward(self, x: Tensor, return_attn: bool = False):
+    def forward(self, x: Tensor, grid=None, return_attn: bool = False):
+        """``grid`` (the token grid) is unused here; token mixers that need it share the call."""
         B, N, C = x.shape
         qkv = self.qkv(x).reshape(B, N, 3, self.num_heads, self.head_dim).permute(2, 0, 3, 1, 4)
         q, k, v = qkv.unbind(0)
@@ -144,19 +145,22 @@ class Block(nn.Module):
     before the residual add (the paper's default), 'mlp_mid' after the hidden activation (CBS
     then has mlp_ratio*dim scales), 'mlp_front' on the MLP input, 'attn' on the attention branch
     output, 'attn_mlp' on both branch outputs.
+
+    ``token_mixer`` replaces multi-head attention (e.g. an AFT layer); it is called as
+    ``token_mixer(x, grid)``.
     """
 
     def __init__(self, dim: int, num_heads: int, mlp_ratio: float = 4., qkv_bias: bool = True,
                  drop: float = 0., attn_drop: float = 0., drop_path: float = 0.,
                  norm_layer: Callable[[int], nn.Module] = None, cb_mode: str = 'none',
-                 cb_position: str = 'mlp_end'):
+                 cb_position: str = 'mlp_end', token_mixer: nn.Module = None):
         super().__init__()
         if cb_position not in CB_POSITIONS:
             raise ValueError(f'cb_position={cb_position!r} is not one of {CB_POSITIONS}')
         norm_layer = norm_layer or (lambda d: nn.LayerNorm(d, eps=1e-6))
         hidden = int(dim * mlp_ratio)
         self.norm1 = norm_layer(dim)
-        self.attn = Attention(dim, num_heads, qkv_bias, attn_drop, drop)
+        self.attn = token_mixer or Attention(dim, num_heads, qkv_bias, attn_drop, drop)
         self.cb_attn = make_broadcast(cb_mode if cb_position in ('attn', 'attn_mlp') else 'none',
                                       dim)
         self.drop_path = DropPath(drop_path)
@@ -170,9 +174,13 @@ class Block(nn.Module):
                        cb_mid=make_broadcast(mode_at['mlp_mid'], hidden),
                        cb_end=make_broadcast(mode_at['mlp_end'], dim))
 
-    def forward(self, x: Tensor, return_attn: bool = False):
-        out = self.attn(self.norm1(x), return_attn=return_attn)
-        y, attn = out if return_attn else (out, None)
+    def forward(self, x: Tensor, grid: Tuple[int, int] = None, return_attn: bool = False):
+        if return_attn:
+            if not isinstance(self.attn, Attention):
+                raise TypeError(f'{type(self.attn).__name__} has no attention map')
+            y, attn = self.attn(self.norm1(x), grid, return_attn=True)
+        else:
+            y, attn = self.attn(self.norm1(x), grid), None
         x = x + self.drop_path(self.cb_attn(y))
         x = x + self.drop_path(self.mlp(self.norm2(x)))
         return (x, attn) if return_attn else x

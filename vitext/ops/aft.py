@@ -1,0 +1,233 @@
+"""Attention Free Transformer operators (Zhai et al., arXiv 2105.14103; SPEC §1).
+
+    Y_t = sigmoid(Q_t) * sum_t' exp(K_t' + w_tt') V_t' / sum_t' exp(K_t' + w_tt')
+
+- :func:`aft_full`: learned pairwise bias w (T x T), as two matmuls exp(w) @ (exp(K) V) and
+  exp(w) @ exp(K); memory O(T d) besides w itself, never a T x T x d tensor.
+- :func:`aft_local`: w kept inside a window and 0 (not -inf) outside, so every position still
+  contributes exp(K_t'); 1-d (|t - t'| < s) or on a 2-d grid (an s x s window).
+- :func:`aft_simple`: w = 0, O(T d): sigmoid(Q) * sum_t' softmax_t'(K) V.
+- :func:`aft_conv`: the 2-d, multi-head form: per head i, with e = exp(K^i),
+  sigmoid(Q^i) * [conv(e V^i, exp(w^i) - 1) + sum e V^i] / [conv(e, exp(w^i) - 1) + sum e],
+  a depthwise s x s conv with zero 'same' padding; O(T s^2 d) time, O(T d) memory.
+
+Numerical stability: each exponent has a maximum subtracted that is constant over the summed
+index t' (per batch and channel/head for K, per row for w), so it cancels exactly between
+numerator and denominator. The sums are computed in float32 with autocast off, whatever the input
+dtype (float64 stays float64), and the result is cast back: fp16/bf16 autocast gives finite outputs for |K| ~ 1e3.
+"""
+from typing import Optional, Tuple
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+Grid = Tuple[int, int]
+
+
+def _fp32(*tensors: Tensor):
+    """Half-precision inputs upcast to float32; float32/float64 kept."""
+    return [t.float() if t.dtype in (torch.float16, torch.bfloat16) else t for t in tensors]
+
+
+def _no_autocast(device: torch.device):
+    return torch.autocast(device_type=device.type, enabled=False)
+
+
+def aft_full(q: Tensor, k: Tensor, v: Tensor, w: Tensor) -> Tensor:
+    """AFT-full. q, k, v: (B, T, d); w: (T, T) position bias. Returns (B, T, d)."""
+    if w.shape != (q.shape[1], k.shape[1]):
+        raise ValueError(f'w has shape {tuple(w.shape)}, expected ({q.shape[1]}, {k.shape[1]})')
+    dtype = q.dtype
+    with _no_autocast(q.device):
+        q, k, v, w = _fp32(q, k, v, w)
+        ek = torch.exp(k - k.amax(dim=1, keepdim=True))  # max over t', per batch and channel
+        ew = torch.exp(w - w.amax(dim=1, keepdim=True))  # max over t', per row t
+        num = torch.matmul(ew, ek * v)
+        den = torch.matmul(ew, ek)
+        return (torch.sigmoid(q) * num / den).to(dtype)
+
+
+def local_window_mask(length: int, window: int, grid: Optional[Grid] = None,
+                      num_prefix_tokens: int = 0, device=None) -> Tensor:
+    """Boolean (T, T) mask of the pairs a local window keeps.
+
+    Without ``grid``: |t - t'| < window. With ``grid`` (h, w) for the last h*w tokens: an odd
+    window x window square, |di| <= window // 2 and |dj| <= window // 2; the first
+    ``num_prefix_tokens`` tokens (a class token) keep their bias to and from every token."""
+    if grid is None:
+        idx = torch.arange(length, device=device)
+        return (idx[:, None] - idx[None, :]).abs() < window
+    h, w = grid
+    if num_prefix_tokens + h * w != length:
+        raise ValueError(f'{length} tokens do not make {num_prefix_tokens} prefix tokens and a '
+                         f'{h}x{w} grid')
+    if window % 2 == 0:
+        raise ValueError(f'a 2-d window must be odd, got {window}')
+    ii, jj = torch.meshgrid(torch.arange(h, device=device), torch.arange(w, device=device),
+                            indexing='ij')
+    ii, jj = ii.reshape(-1), jj.reshape(-1)
+    half = window // 2
+    grid_mask = (((ii[:, None] - ii[None, :]).abs() <= half)
+                 & ((jj[:, None] - jj[None, :]).abs() <= half))
+    mask = torch.ones(length, length, dtype=torch.bool, device=device)
+    mask[num_prefix_tokens:, num_prefix_tokens:] = grid_mask
+    return mask
+
+
+def aft_local(q: Tensor, k: Tensor, v: Tensor, w: Tensor, window: int,
+              grid: Optional[Grid] = None, num_prefix_tokens: int = 0) -> Tensor:
+    """AFT-local: :func:`aft_full` with w set to 0 outside the window (see
+    :func:`local_window_mask`)."""
+    mask = local_window_mask(q.shape[1], window, grid, num_prefix_tokens, device=w.device)
+    return aft_full(q, k, v, torch.where(mask, w, torch.zeros_like(w)))
+
+
+def aft_simple(q: Tensor, k: Tensor, v: Tensor) -> Tensor:
+    """AFT-simple. q, k, v: (B, T, d). Returns (B, T, d)."""
+    dtype = q.dtype
+    with _no_autocast(q.device):
+        q, k, v = _fp32(q, k, v)
+        context = (torch.softmax(k, dim=1) * v).sum(dim=1, keepdim=True)
+        return (torch.sigmoid(q) * context).to(dtype)
+
+
+def aft_conv(q: Tensor, k: Tensor, v: Tensor, weight: Tensor) -> Tensor:
+    """AFT-conv. q, v: (B, C, H, W); k: (B, heads, H, W); weight: (heads, s, s), the
+    (already re-parameterised) position bias w; the op applies exp(w) - 1. Returns (B, C, H, W).
+    """
+    B, C, H, W = q.shape
+    heads, s = weight.shape[0], weight.shape[-1]
+    if k.shape != (B, heads, H, W) or v.shape != q.shape:
+        raise ValueError(f'aft_conv shapes: q {tuple(q.shape)}, k {tuple(k.shape)}, v '
+                         f'{tuple(v.shape)}; expected k (B, heads={heads}, H, W) and v like q')
+    if C % heads or weight.shape != (heads, s, s) or s % 2 == 0:
+        raise ValueError(f'weight {tuple(weight.shape)} must be (heads, s, s) with odd s and '
+                         f'heads dividing C={C}')
+    dtype = q.dtype
+    with _no_autocast(q.device):
+        q, k, v, weight = _fp32(q, k, v, weight)
+        e = torch.exp(k - k.amax(dim=(2, 3), keepdim=True))  # max over space, per batch and head
+        ev = e.repeat_interleave(C // heads, dim=1) * v
+        kernel = torch.expm1(weight).unsqueeze(1)  # (heads, 1, s, s), signed
+        # One depthwise conv for numerator (C channels) and denominator (heads channels).
+        stacked = torch.cat([ev, e], dim=1)
+        kernels = torch.cat([kernel.repeat_interleave(C // heads, dim=0), kernel], dim=0)
+        local = F.conv2d(stacked, kernels, padding=s // 2, groups=C + heads)
+        total = local + stacked.sum(dim=(2, 3), keepdim=True)
+        num, den = total[:, :C], total[:, C:]
+        return (torch.sigmoid(q) * num / den.repeat_interleave(C // heads, dim=1)).to(dtype)
+
+
+def resize_token_factor(factor: Tensor, grid: Grid, old_grid: Grid,
+                        num_prefix_tokens: int) -> Tensor:
+    """Resize a per-token factor (T0, d') of AFT-full's w = U V^T to another grid: prefix rows
+    kept, the grid rows resampled bilinearly in 2-d [choice, SPEC §1]."""
+    if tuple(grid) == tuple(old_grid):
+        return factor
+    prefix, rows = factor[:num_prefix_tokens], factor[num_prefix_tokens:]
+    rows = rows.reshape(1, old_grid[0], old_grid[1], -1).permute(0, 3, 1, 2)
+    rows = F.interpolate(rows, size=tuple(grid), mode='bilinear', align_corners=False)
+    return torch.cat([prefix, rows.permute(0, 2, 3, 1).reshape(grid[0] * grid[1], -1)], dim=0)
+
+
+class AFTFull(nn.Module):
+    """AFT-full / AFT-local layer on tokens (B, T, C), with the factorised bias w = U V^T
+    (U, V in R^{T0 x d'}, N(0, 1e-2) init) learned for ``grid`` plus prefix tokens and resized
+    to the input's grid. ``window`` makes it AFT-local (2-d window on the grid)."""
+
+    def __init__(self, dim: int, grid: Grid, num_prefix_tokens: int = 1, factor_dim: int = 128,
+                 window: Optional[int] = None, qkv_bias: bool = True, proj_drop: float = 0.):
+        super().__init__()
+        self.grid = tuple(grid)
+        self.num_prefix_tokens = num_prefix_tokens
+        self.window = window
+        tokens = num_prefix_tokens + grid[0] * grid[1]
+        self.q = nn.Linear(dim, dim, bias=qkv_bias)
+        self.k = nn.Linear(dim, dim, bias=qkv_bias)
+        self.v = nn.Linear(dim, dim, bias=qkv_bias)
+        self.pos_u = nn.Parameter(torch.randn(tokens, factor_dim) * 1e-2)
+        self.pos_v = nn.Parameter(torch.randn(tokens, factor_dim) * 1e-2)
+        self.proj = nn.Linear(dim, dim)
+        self.proj_drop = nn.Dropout(proj_drop)
+
+    def position_bias(self, grid: Grid) -> Tensor:
+        u = resize_token_factor(self.pos_u, grid, self.grid, self.num_prefix_tokens)
+        v = resize_token_factor(self.pos_v, grid, self.grid, self.num_prefix_tokens)
+        return u @ v.t()
+
+    def forward(self, x: Tensor, grid: Grid) -> Tensor:
+        w = self.position_bias(grid)
+        q, k, v = self.q(x), self.k(x), self.v(x)
+        if self.window is None:
+            y = aft_full(q, k, v, w)
+        else:
+            y = aft_local(q, k, v, w, self.window, grid, self.num_prefix_tokens)
+        return self.proj_drop(self.proj(y))
+
+
+class AFTSimple(nn.Module):
+    """AFT-simple layer on tokens (B, T, C); no position parameters."""
+
+    def __init__(self, dim: int, qkv_bias: bool = True, proj_drop: float = 0.):
+        super().__init__()
+        self.q = nn.Linear(dim, dim, bias=qkv_bias)
+        self.k = nn.Linear(dim, dim, bias=qkv_bias)
+        self.v = nn.Linear(dim, dim, bias=qkv_bias)
+        self.proj = nn.Linear(dim, dim)
+        self.proj_drop = nn.Dropout(proj_drop)
+
+    def forward(self, x: Tensor, grid: Optional[Grid] = None) -> Tensor:
+        return self.proj_drop(self.proj(aft_simple(self.q(x), self.k(x), self.v(x))))
+
+
+class AFTConv(nn.Module):
+    """AFT-conv-h-s layer on tokens (B, T, C) of an (H, W) grid (no prefix tokens).
+
+    K has one channel per head; the s x s position kernel of head i is re-parameterised as
+    w^i <- gamma_i (w^i - mean(w^i)) / (std(w^i) + eps) + beta_i with gamma = beta = 0 at init, so
+    the layer starts as AFT-simple. Raw w is drawn from N(0, 1) (its std must not be 0).
+    """
+
+    def __init__(self, dim: int, num_heads: int, kernel_size: int = 11, qkv_bias: bool = True,
+                 proj_drop: float = 0., eps: float = 1e-6):
+        super().__init__()
+        if dim % num_heads:
+            raise ValueError(f'dim {dim} is not divisible by num_heads {num_heads}')
+        if kernel_size % 2 == 0:
+            raise ValueError(f'kernel_size must be odd, got {kernel_size}')
+        self.num_heads = num_heads
+        self.kernel_size = kernel_size
+        self.eps = eps
+        self.q = nn.Linear(dim, dim, bias=qkv_bias)
+        self.k = nn.Linear(dim, num_heads, bias=qkv_bias)
+        self.v = nn.Linear(dim, dim, bias=qkv_bias)
+        self.pos_weight = nn.Parameter(torch.randn(num_heads, kernel_size, kernel_size))
+        self.pos_gamma = nn.Parameter(torch.zeros(num_heads))
+        self.pos_beta = nn.Parameter(torch.zeros(num_heads))
+        self.proj = nn.Linear(dim, dim)
+        self.proj_drop = nn.Dropout(proj_drop)
+
+    def position_weight(self) -> Tensor:
+        w = self.pos_weight
+        mean = w.mean(dim=(1, 2), keepdim=True)
+        std = w.std(dim=(1, 2), keepdim=True)
+        return (self.pos_gamma.view(-1, 1, 1) * (w - mean) / (std + self.eps)
+                + self.pos_beta.view(-1, 1, 1))
+
+    def forward(self, x: Tensor, grid: Grid) -> Tensor:
+        B, T, C = x.shape
+        h, w = grid
+        if T != h * w:
+            raise ValueError(f'AFTConv takes the {h}x{w} grid tokens only, got {T} tokens')
+
+        def to_map(t: Tensor) -> Tensor:
+            return t.transpose(1, 2).reshape(B, t.shape[-1], h, w)
+
+        y = aft_conv(to_map(self.q(x)), to_map(self.k(x)), to_map(self.v(x)),
+                     self.position_weight())
+        return self.proj_drop(self.proj(y.flatten(2).transpose(1, 2)))
+
+
+__all__ = ['aft_full', 'aft_local', 'aft_simple', 'aft_conv', 'local_window_mask',
+           'resize_token_factor', 'AFTFull', 'AFTSimple', 'AFTConv']
