@@ -2,12 +2,11 @@
 
 Timings interleave the compared variants repeat by repeat, so machine noise hits them alike;
 compare ratios from one run. Peak memory: on CUDA the allocator's peak; on CPU the growth of the
-process's peak RSS during one pass, measured in a fresh process per variant.
+process's peak RSS (VmHWM) during one pass, measured in a fresh process per variant.
 """
 import json
 import os
 import platform
-import resource
 import statistics
 import subprocess
 import sys
@@ -40,9 +39,23 @@ def interleaved_times(fns: Dict[str, Callable[[], None]], device: str, warmup: i
             for name, t in runs.items()}
 
 
-def _rss_mb() -> float:
-    with open('/proc/self/statm') as f:
-        return int(f.read().split()[1]) * os.sysconf('SC_PAGE_SIZE') / 2**20
+def _status_mb(field: str) -> float:
+    """A memory field of /proc/self/status (VmRSS, VmHWM), in MB."""
+    with open('/proc/self/status') as f:
+        for line in f:
+            if line.startswith(field + ':'):
+                return int(line.split()[1]) / 1024
+    raise KeyError(field)
+
+
+def _reset_peak_rss() -> None:
+    """Reset VmHWM to the current RSS (Linux >= 4.0); where refused, the warm-up pass's peak,
+    the same computation, stays the high-water mark."""
+    try:
+        with open('/proc/self/clear_refs', 'w') as f:
+            f.write('5')
+    except OSError:
+        pass
 
 
 def peak_memory_mb(fn: Callable[[], None], device: str) -> float:
@@ -55,11 +68,11 @@ def peak_memory_mb(fn: Callable[[], None], device: str) -> float:
         fn()
         torch.cuda.synchronize()
         return (torch.cuda.max_memory_allocated() - base) / 2**20
-    base = _rss_mb()
-    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    # VmHWM, not getrusage's ru_maxrss: a child's ru_maxrss starts at its parent's peak.
+    _reset_peak_rss()
+    base = _status_mb('VmRSS')
     fn()
-    after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    return max(after, before) - base
+    return _status_mb('VmHWM') - base
 
 
 def probe_in_subprocess(script: str, args: List[str]) -> float:

@@ -105,18 +105,28 @@ def aft_conv(q: Tensor, k: Tensor, v: Tensor, weight: Tensor) -> Tensor:
         raise ValueError(f'weight {tuple(weight.shape)} must be (heads, s, s) with odd s and '
                          f'heads dividing C={C}')
     dtype = q.dtype
+    group = C // heads
     with _no_autocast(q.device):
         q, k, v, weight = _fp32(q, k, v, weight)
         e = torch.exp(k - k.amax(dim=(2, 3), keepdim=True))  # max over space, per batch and head
-        ev = e.repeat_interleave(C // heads, dim=1) * v
+        # Per-head broadcasting through views (B, heads, C/heads, H, W): no repeated copies.
+        ev = (v.unflatten(1, (heads, group)) * e.unsqueeze(2)).flatten(1, 2)
         kernel = torch.expm1(weight).unsqueeze(1)  # (heads, 1, s, s), signed
-        # One depthwise conv for numerator (C channels) and denominator (heads channels).
-        stacked = torch.cat([ev, e], dim=1)
-        kernels = torch.cat([kernel.repeat_interleave(C // heads, dim=0), kernel], dim=0)
-        local = F.conv2d(stacked, kernels, padding=s // 2, groups=C + heads)
-        total = local + stacked.sum(dim=(2, 3), keepdim=True)
-        num, den = total[:, :C], total[:, C:]
-        return (torch.sigmoid(q) * num / den.repeat_interleave(C // heads, dim=1)).to(dtype)
+        num = F.conv2d(ev, kernel.repeat_interleave(group, dim=0), padding=s // 2, groups=C)
+        # In place: a conv's backward does not need its output. Intermediates are dropped as
+        # soon as they are used, which lowers the peak when no graph keeps them.
+        num += ev.sum(dim=(2, 3), keepdim=True)
+        del ev
+        den = F.conv2d(e, kernel, padding=s // 2, groups=heads)
+        den += e.sum(dim=(2, 3), keepdim=True)
+        del e
+        ratio = num.unflatten(1, (heads, group)).div_(den.unsqueeze(2)).flatten(1, 2)
+        del num, den
+        if torch.is_grad_enabled() and any(t.requires_grad for t in (q, k, v, weight)):
+            y = torch.sigmoid(q) * ratio
+        else:  # inference: no graph needs the ratio, finish in its buffer
+            y = ratio.mul_(torch.sigmoid(q))
+        return y.to(dtype)
 
 
 def resize_token_factor(factor: Tensor, grid: Grid, old_grid: Grid,
@@ -221,12 +231,12 @@ class AFTConv(nn.Module):
         if T != h * w:
             raise ValueError(f'AFTConv takes the {h}x{w} grid tokens only, got {T} tokens')
 
-        def to_map(t: Tensor) -> Tensor:
-            return t.transpose(1, 2).reshape(B, t.shape[-1], h, w)
+        def to_map(t: Tensor) -> Tensor:  # a channels-last view, no copy
+            return t.reshape(B, h, w, t.shape[-1]).permute(0, 3, 1, 2)
 
         y = aft_conv(to_map(self.q(x)), to_map(self.k(x)), to_map(self.v(x)),
                      self.position_weight())
-        return self.proj_drop(self.proj(y.flatten(2).transpose(1, 2)))
+        return self.proj_drop(self.proj(y.permute(0, 2, 3, 1).reshape(B, T, C)))
 
 
 __all__ = ['aft_full', 'aft_local', 'aft_simple', 'aft_conv', 'local_window_mask',
