@@ -89,6 +89,16 @@ def test_aft_conv_matches_2d_reference(heads, s, H, W):
     torch.testing.assert_close(aft_conv(q, k, v, weight), ref_aft_conv(q, k, v, weight))
 
 
+def test_aft_conv_inference_chunks_equal_whole():
+    q, v, k, weight = rand(2, 8, 5, 4), rand(2, 8, 5, 4), rand(2, 4, 5, 4), rand(4, 3, 3)
+    with torch.no_grad():
+        whole = aft_conv(q, k, v, weight, head_chunks=1)
+        for chunks in (2, 3, 4, 8):
+            torch.testing.assert_close(aft_conv(q, k, v, weight, head_chunks=chunks), whole)
+    q.requires_grad_()
+    torch.testing.assert_close(aft_conv(q, k, v, weight), whole)  # autograd path
+
+
 def test_aft_conv_equals_aft_local_2d():
     C, H, W, s = 3, 4, 5, 3
     q, v, k, weight = rand(1, C, H, W), rand(1, C, H, W), rand(1, 1, H, W), rand(1, s, s)

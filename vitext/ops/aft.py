@@ -92,9 +92,34 @@ def aft_simple(q: Tensor, k: Tensor, v: Tensor) -> Tensor:
         return (torch.sigmoid(q) * context).to(dtype)
 
 
-def aft_conv(q: Tensor, k: Tensor, v: Tensor, weight: Tensor) -> Tensor:
+def _aft_conv_heads(q: Tensor, k: Tensor, v: Tensor, weight: Tensor, inplace: bool) -> Tensor:
+    """AFT-conv of whole heads (float32/64 inputs): the formula of :func:`aft_conv`."""
+    C, heads, s = q.shape[1], weight.shape[0], weight.shape[-1]
+    group = C // heads
+    e = torch.exp(k - k.amax(dim=(2, 3), keepdim=True))  # max over space, per batch and head
+    # Per-head broadcasting through views (B, heads, C/heads, H, W): no repeated copies.
+    ev = (v.unflatten(1, (heads, group)) * e.unsqueeze(2)).flatten(1, 2)
+    kernel = torch.expm1(weight).unsqueeze(1)  # (heads, 1, s, s), signed
+    num = F.conv2d(ev, kernel.repeat_interleave(group, dim=0), padding=s // 2, groups=C)
+    # In place: a conv's backward does not need its output. Intermediates are dropped as soon
+    # as they are used, which lowers the peak when no graph keeps them.
+    num += ev.sum(dim=(2, 3), keepdim=True)
+    del ev
+    den = F.conv2d(e, kernel, padding=s // 2, groups=heads)
+    den += e.sum(dim=(2, 3), keepdim=True)
+    del e
+    ratio = num.unflatten(1, (heads, group)).div_(den.unsqueeze(2)).flatten(1, 2)
+    del num, den
+    return ratio.mul_(torch.sigmoid(q)) if inplace else torch.sigmoid(q) * ratio
+
+
+def aft_conv(q: Tensor, k: Tensor, v: Tensor, weight: Tensor, head_chunks: int = 4) -> Tensor:
     """AFT-conv. q, v: (B, C, H, W); k: (B, heads, H, W); weight: (heads, s, s), the
     (already re-parameterised) position bias w; the op applies exp(w) - 1. Returns (B, C, H, W).
+
+    Without autograd (inference) the heads are processed in ``head_chunks`` groups written into
+    one output, so only a fraction of the per-head temporaries is alive at a time; heads are
+    independent, so the result is the same.
     """
     B, C, H, W = q.shape
     heads, s = weight.shape[0], weight.shape[-1]
@@ -105,28 +130,17 @@ def aft_conv(q: Tensor, k: Tensor, v: Tensor, weight: Tensor) -> Tensor:
         raise ValueError(f'weight {tuple(weight.shape)} must be (heads, s, s) with odd s and '
                          f'heads dividing C={C}')
     dtype = q.dtype
-    group = C // heads
     with _no_autocast(q.device):
         q, k, v, weight = _fp32(q, k, v, weight)
-        e = torch.exp(k - k.amax(dim=(2, 3), keepdim=True))  # max over space, per batch and head
-        # Per-head broadcasting through views (B, heads, C/heads, H, W): no repeated copies.
-        ev = (v.unflatten(1, (heads, group)) * e.unsqueeze(2)).flatten(1, 2)
-        kernel = torch.expm1(weight).unsqueeze(1)  # (heads, 1, s, s), signed
-        num = F.conv2d(ev, kernel.repeat_interleave(group, dim=0), padding=s // 2, groups=C)
-        # In place: a conv's backward does not need its output. Intermediates are dropped as
-        # soon as they are used, which lowers the peak when no graph keeps them.
-        num += ev.sum(dim=(2, 3), keepdim=True)
-        del ev
-        den = F.conv2d(e, kernel, padding=s // 2, groups=heads)
-        den += e.sum(dim=(2, 3), keepdim=True)
-        del e
-        ratio = num.unflatten(1, (heads, group)).div_(den.unsqueeze(2)).flatten(1, 2)
-        del num, den
         if torch.is_grad_enabled() and any(t.requires_grad for t in (q, k, v, weight)):
-            y = torch.sigmoid(q) * ratio
-        else:  # inference: no graph needs the ratio, finish in its buffer
-            y = ratio.mul_(torch.sigmoid(q))
-        return y.to(dtype)
+            return _aft_conv_heads(q, k, v, weight, inplace=False).to(dtype)
+        out = torch.empty_like(q)
+        group = C // heads
+        step = -(-heads // max(1, head_chunks))
+        for h0 in range(0, heads, step):
+            hs, cs = slice(h0, h0 + step), slice(h0 * group, (h0 + step) * group)
+            out[:, cs] = _aft_conv_heads(q[:, cs], k[:, hs], v[:, cs], weight[hs], inplace=True)
+        return out.to(dtype)
 
 
 def resize_token_factor(factor: Tensor, grid: Grid, old_grid: Grid,
