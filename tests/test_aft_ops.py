@@ -163,21 +163,26 @@ def test_stable_for_large_keys(scale):
     assert torch.isfinite(k.grad).all()
 
 
-def test_bf16_autocast_finite_and_close():
+@pytest.mark.parametrize('dtype', [torch.bfloat16, torch.float16])
+def test_half_precision_autocast_finite_and_close(dtype):
     torch.manual_seed(1)
     layer = AFTConv(dim=16, num_heads=4, kernel_size=3)
     with torch.no_grad():
         layer.pos_gamma.fill_(1.)
     x = torch.randn(2, 36, 16)
     ref = layer(x, (6, 6))
-    with torch.autocast('cpu', dtype=torch.bfloat16):
+    with torch.autocast('cpu', dtype=dtype):
         out = layer(x, (6, 6))
     torch.testing.assert_close(out.float(), ref, rtol=0.05, atol=0.05)
-    # Activations of size ~1e3 (keys far beyond exp's range in bf16) stay finite.
+    # Activations of size ~1e3 (keys far beyond exp's range in half precision) stay finite,
+    # through the backward pass too.
     full = AFTFull(16, grid=(6, 6), num_prefix_tokens=0)
-    with torch.autocast('cpu', dtype=torch.bfloat16):
-        assert torch.isfinite(layer(x * 1e3, (6, 6))).all()
-        assert torch.isfinite(full(x * 1e3, (6, 6))).all()
+    big = (x * 1e3).requires_grad_()
+    with torch.autocast('cpu', dtype=dtype):
+        outs = [layer(big, (6, 6)), full(big, (6, 6)), AFTSimple(16)(big)]
+    assert all(torch.isfinite(o).all() for o in outs)
+    sum(o.float().sum() for o in outs).backward()
+    assert torch.isfinite(big.grad).all()
 
 
 def test_full_layer_resizes_bias_to_grid():
