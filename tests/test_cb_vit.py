@@ -190,11 +190,8 @@ def test_bad_arguments():
 
 def test_layer_decay_constructor():
     from mmengine.optim import build_optim_wrapper
-    from mmseg.models import EncoderDecoder  # noqa: F401 (registers mmseg models)
-    from mmseg.registry import MODELS
     from mmengine.registry import DefaultScope
-
-    import vitext  # noqa: F401
+    from mmseg.registry import MODELS
     with DefaultScope.overwrite_default_scope('mmseg'):
         model = MODELS.build(dict(
             type='EncoderDecoder',

@@ -9,7 +9,7 @@ import mmseg
 import pytest
 import torch
 
-from conftest import DEMO_SEG, ROOT, run_tool, tiny_seg_options
+from conftest import DEMO_SEG, run_tool, tiny_seg_options
 
 
 def free_port():

@@ -3,7 +3,6 @@ import glob
 import os.path as osp
 
 import pytest
-from mmengine.config import Config
 
 import vitext
 from vitext import registry

@@ -22,6 +22,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from .tokens import resize_grid_tokens
+
 Grid = Tuple[int, int]
 
 
@@ -143,18 +145,6 @@ def aft_conv(q: Tensor, k: Tensor, v: Tensor, weight: Tensor, head_chunks: int =
         return out.to(dtype)
 
 
-def resize_token_factor(factor: Tensor, grid: Grid, old_grid: Grid,
-                        num_prefix_tokens: int) -> Tensor:
-    """Resize a per-token factor (T0, d') of AFT-full's w = U V^T to another grid: prefix rows
-    kept, the grid rows resampled bilinearly in 2-d [choice, SPEC §1]."""
-    if tuple(grid) == tuple(old_grid):
-        return factor
-    prefix, rows = factor[:num_prefix_tokens], factor[num_prefix_tokens:]
-    rows = rows.reshape(1, old_grid[0], old_grid[1], -1).permute(0, 3, 1, 2)
-    rows = F.interpolate(rows, size=tuple(grid), mode='bilinear', align_corners=False)
-    return torch.cat([prefix, rows.permute(0, 2, 3, 1).reshape(grid[0] * grid[1], -1)], dim=0)
-
-
 class AFTFull(nn.Module):
     """AFT-full / AFT-local layer on tokens (B, T, C), with the factorised bias w = U V^T
     (U, V in R^{T0 x d'}, N(0, 1e-2) init) learned for ``grid`` plus prefix tokens and resized
@@ -176,8 +166,9 @@ class AFTFull(nn.Module):
         self.proj_drop = nn.Dropout(proj_drop)
 
     def position_bias(self, grid: Grid) -> Tensor:
-        u = resize_token_factor(self.pos_u, grid, self.grid, self.num_prefix_tokens)
-        v = resize_token_factor(self.pos_v, grid, self.grid, self.num_prefix_tokens)
+        # [choice, SPEC §1] U and V resampled bilinearly on the grid, prefix rows kept.
+        u, v = (resize_grid_tokens(f, grid, self.grid, self.num_prefix_tokens, mode='bilinear')
+                for f in (self.pos_u, self.pos_v))
         return u @ v.t()
 
     def forward(self, x: Tensor, grid: Grid) -> Tensor:
@@ -253,5 +244,5 @@ class AFTConv(nn.Module):
         return self.proj_drop(self.proj(y.permute(0, 2, 3, 1).reshape(B, T, C)))
 
 
-__all__ = ['aft_full', 'aft_local', 'aft_simple', 'aft_conv', 'local_window_mask',
-           'resize_token_factor', 'AFTFull', 'AFTSimple', 'AFTConv']
+__all__ = ['aft_full', 'aft_local', 'aft_simple', 'aft_conv', 'local_window_mask', 'AFTFull',
+           'AFTSimple', 'AFTConv']

@@ -8,11 +8,11 @@ the CB paper studies (``cb_position``).
 import math
 from typing import Callable, Sequence, Tuple
 
-import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ...ops.broadcast import ContextBroadcast, ScaledContextBroadcast
+from ...ops.tokens import resize_grid_tokens
 
 CB_MODES = ('none', 'cb', 'cbs')
 CB_POSITIONS = ('mlp_end', 'mlp_mid', 'mlp_front', 'attn', 'attn_mlp')
@@ -71,19 +71,8 @@ def resize_pos_embed(pos_embed: Tensor, new_grid: Sequence[int], old_grid: Seque
                      num_prefix_tokens: int = 1) -> Tensor:
     """Resize an absolute position table (1, prefix + h*w, C) to another grid: prefix (class)
     tokens kept, the grid part resampled as timm does (bicubic, antialiased)."""
-    new_grid, old_grid = tuple(new_grid), tuple(old_grid)
-    if new_grid == old_grid:
-        return pos_embed
-    prefix, grid = pos_embed[:, :num_prefix_tokens], pos_embed[:, num_prefix_tokens:]
-    if grid.shape[1] != old_grid[0] * old_grid[1]:
-        raise ValueError(f'position table has {grid.shape[1]} grid tokens, not '
-                         f'{old_grid[0]}x{old_grid[1]}')
-    dim = grid.shape[-1]
-    grid = grid.reshape(1, old_grid[0], old_grid[1], dim).permute(0, 3, 1, 2)
-    grid = F.interpolate(grid.float(), size=new_grid, mode='bicubic', antialias=True,
-                         align_corners=False).to(pos_embed.dtype)
-    grid = grid.permute(0, 2, 3, 1).reshape(1, new_grid[0] * new_grid[1], dim)
-    return torch.cat([prefix, grid], dim=1)
+    return resize_grid_tokens(pos_embed, new_grid, old_grid, num_prefix_tokens, mode='bicubic',
+                              antialias=True)
 
 
 class Attention(nn.Module):
