@@ -2,8 +2,9 @@
 
 Configs trigger it with ``custom_imports = dict(imports=['vitext'], allow_failed_imports=False)``
 (``import vitext`` calls :func:`register_all`), so mmseg's and mmdet's own ``tools/train.py``
-run vitext configs unchanged. Every backbone and optimizer constructor goes into both scopes' registries; the
-segmentation-only transform and metric go into mmseg's alone. mmdet is optional.
+run vitext configs unchanged. Every backbone, optimizer constructor and robustness transform
+goes into both scopes' registries; the segmentation-only transform and metric go into mmseg's
+alone. mmdet is optional.
 """
 import importlib
 from typing import List, Tuple
@@ -13,6 +14,11 @@ def _backbones() -> List[type]:
     """Backbone classes, imported here so that ``vitext.ops`` stays free of mm imports."""
     from .models.backbones import AFTViT, CBViT
     return [AFTViT, CBViT]
+
+
+def _transforms() -> List[type]:
+    from .evaluation.transforms import CentreOcclusion, CommonCorruption
+    return [CentreOcclusion, CommonCorruption]
 
 
 def _optimizer_constructors() -> List[type]:
@@ -52,13 +58,16 @@ def registered_scopes() -> List[str]:
 
 
 def register_all() -> None:
-    backbones, constructors = _backbones(), _optimizer_constructors()
+    backbones, constructors, transforms = (_backbones(), _optimizer_constructors(),
+                                           _transforms())
     for scope in registered_scopes():
         registries = importlib.import_module(scope + '.registry')
         for cls in backbones:
             _register(registries.MODELS, cls)
         for cls in constructors:
             _register(registries.OPTIM_WRAPPER_CONSTRUCTORS, cls)
+        for cls in transforms:
+            _register(registries.TRANSFORMS, cls)
         if scope == 'mmseg':
             for registry_name, cls in _segmentation_extras():
                 _register(getattr(registries, registry_name), cls)
