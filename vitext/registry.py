@@ -10,20 +10,15 @@ import importlib
 from typing import List, Tuple
 
 
-def _backbones() -> List[type]:
-    """Backbone classes, imported here so that ``vitext.ops`` stays free of mm imports."""
-    from .models.backbones import AFTViT, CBViT
-    return [AFTViT, CBViT]
-
-
-def _transforms() -> List[type]:
-    from .evaluation.transforms import CentreOcclusion, CommonCorruption
-    return [CentreOcclusion, CommonCorruption]
-
-
-def _optimizer_constructors() -> List[type]:
+def _shared_modules() -> List[Tuple[str, type]]:
+    """(registry name, class) for every scope. Imported here, not at module level, so that
+    ``vitext.ops`` stays free of mm imports."""
     from .engine.optimizers import ViTLayerDecayOptimizerConstructor
-    return [ViTLayerDecayOptimizerConstructor]
+    from .evaluation.transforms import CentreOcclusion, CommonCorruption
+    from .models.backbones import AFTViT, CBViT
+    return [('MODELS', AFTViT), ('MODELS', CBViT),
+            ('OPTIM_WRAPPER_CONSTRUCTORS', ViTLayerDecayOptimizerConstructor),
+            ('TRANSFORMS', CentreOcclusion), ('TRANSFORMS', CommonCorruption)]
 
 
 def _segmentation_extras() -> List[Tuple[str, type]]:
@@ -58,16 +53,9 @@ def registered_scopes() -> List[str]:
 
 
 def register_all() -> None:
-    backbones, constructors, transforms = (_backbones(), _optimizer_constructors(),
-                                           _transforms())
+    shared = _shared_modules()
     for scope in registered_scopes():
         registries = importlib.import_module(scope + '.registry')
-        for cls in backbones:
-            _register(registries.MODELS, cls)
-        for cls in constructors:
-            _register(registries.OPTIM_WRAPPER_CONSTRUCTORS, cls)
-        for cls in transforms:
-            _register(registries.TRANSFORMS, cls)
-        if scope == 'mmseg':
-            for registry_name, cls in _segmentation_extras():
-                _register(getattr(registries, registry_name), cls)
+        extras = _segmentation_extras() if scope == 'mmseg' else []
+        for registry_name, cls in shared + extras:
+            _register(getattr(registries, registry_name), cls)

@@ -5,7 +5,6 @@
     ...
 """
 import zlib
-from typing import Optional
 
 import numpy as np
 from mmcv.transforms import BaseTransform
@@ -46,7 +45,7 @@ class CentreOcclusion(BaseTransform):
     the image) with ``fill``, in pixel space before normalisation. The CB paper's occlusion
     zeroes the central 112x112 of a 224x224 image: fraction 0.25, fill 0."""
 
-    def __init__(self, fraction: float = 0.25, fill: Optional[float] = 0):
+    def __init__(self, fraction: float = 0.25, fill: float = 0):
         if not 0 < fraction <= 1:
             raise ValueError(f'fraction must lie in (0, 1], got {fraction}')
         self.fraction, self.fill = fraction, fill

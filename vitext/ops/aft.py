@@ -145,25 +145,35 @@ def aft_conv(q: Tensor, k: Tensor, v: Tensor, weight: Tensor, head_chunks: int =
         return out.to(dtype)
 
 
-class AFTFull(nn.Module):
+class AFTSimple(nn.Module):
+    """AFT-simple layer on tokens (B, T, C); no position parameters."""
+
+    def __init__(self, dim: int, qkv_bias: bool = True, proj_drop: float = 0.):
+        super().__init__()
+        self.q = nn.Linear(dim, dim, bias=qkv_bias)
+        self.k = nn.Linear(dim, dim, bias=qkv_bias)
+        self.v = nn.Linear(dim, dim, bias=qkv_bias)
+        self.proj = nn.Linear(dim, dim)
+        self.proj_drop = nn.Dropout(proj_drop)
+
+    def forward(self, x: Tensor, grid: Optional[Grid] = None) -> Tensor:
+        return self.proj_drop(self.proj(aft_simple(self.q(x), self.k(x), self.v(x))))
+
+
+class AFTFull(AFTSimple):
     """AFT-full / AFT-local layer on tokens (B, T, C), with the factorised bias w = U V^T
     (U, V in R^{T0 x d'}, N(0, 1e-2) init) learned for ``grid`` plus prefix tokens and resized
     to the input's grid. ``window`` makes it AFT-local (2-d window on the grid)."""
 
     def __init__(self, dim: int, grid: Grid, num_prefix_tokens: int = 1, factor_dim: int = 128,
                  window: Optional[int] = None, qkv_bias: bool = True, proj_drop: float = 0.):
-        super().__init__()
+        super().__init__(dim, qkv_bias, proj_drop)
         self.grid = tuple(grid)
         self.num_prefix_tokens = num_prefix_tokens
         self.window = window
         tokens = num_prefix_tokens + grid[0] * grid[1]
-        self.q = nn.Linear(dim, dim, bias=qkv_bias)
-        self.k = nn.Linear(dim, dim, bias=qkv_bias)
-        self.v = nn.Linear(dim, dim, bias=qkv_bias)
         self.pos_u = nn.Parameter(torch.randn(tokens, factor_dim) * 1e-2)
         self.pos_v = nn.Parameter(torch.randn(tokens, factor_dim) * 1e-2)
-        self.proj = nn.Linear(dim, dim)
-        self.proj_drop = nn.Dropout(proj_drop)
 
     def position_bias(self, grid: Grid) -> Tensor:
         # [choice, SPEC §1] U and V resampled bilinearly on the grid, prefix rows kept.
@@ -179,21 +189,6 @@ class AFTFull(nn.Module):
         else:
             y = aft_local(q, k, v, w, self.window, grid, self.num_prefix_tokens)
         return self.proj_drop(self.proj(y))
-
-
-class AFTSimple(nn.Module):
-    """AFT-simple layer on tokens (B, T, C); no position parameters."""
-
-    def __init__(self, dim: int, qkv_bias: bool = True, proj_drop: float = 0.):
-        super().__init__()
-        self.q = nn.Linear(dim, dim, bias=qkv_bias)
-        self.k = nn.Linear(dim, dim, bias=qkv_bias)
-        self.v = nn.Linear(dim, dim, bias=qkv_bias)
-        self.proj = nn.Linear(dim, dim)
-        self.proj_drop = nn.Dropout(proj_drop)
-
-    def forward(self, x: Tensor, grid: Optional[Grid] = None) -> Tensor:
-        return self.proj_drop(self.proj(aft_simple(self.q(x), self.k(x), self.v(x))))
 
 
 class AFTConv(nn.Module):
