@@ -1,0 +1,263 @@
+"""Slide Attention (Slide-Transformer, SPEC §2): local attention of every query over its k x k
+neighbourhood, with the neighbourhood keys/values produced by depthwise convolutions.
+
+The neighbour maps of a (N, d, H, W) input are the output of a depthwise conv with d*k^2 output
+channels, channel ``c*k^2 + n`` holding slot ``n`` (kernel position ``(n // k, n % k)``) of
+channel ``c``. Training sums two such convs: the *shift* conv (frozen one-hot kernels, trainable
+bias) and the *deformed* conv (fully learnable); inference folds them into one conv. A relative
+position bias (heads, k^2) is added to the neighbour keys, softmax runs over the k^2 slots, and
+zero-padded border neighbours take part.
+
+Three evaluations of the same function:
+
+* :func:`slide_attention` — the fast form used by the module: the conv written as a per-channel
+  mix of k^2 shifted views, evaluated one shift at a time with small matmuls. No k^2-fold copy
+  of K or V is ever held, which is what makes the paper's formulation memory-bound.
+* :func:`slide_attention_copies` — the paper's / public code's formulation: k^2 shifted copies of
+  K and V materialised by the convs. Kept for the benchmark.
+* :func:`slide_attention_unfold` — the Im2Col reference written from the definition: an explicit
+  k x k neighbourhood gather (``F.unfold``), then per-channel mixing with the conv weights.
+"""
+from typing import Optional, Sequence, Tuple
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+Conv = Tuple[Tensor, Optional[Tensor]]  # depthwise (d*k^2, 1, k, k) weight and (d*k^2,) bias
+
+
+def shift_kernels(channels: int, kernel_size: int) -> Tensor:
+    """One-hot depthwise kernels (channels*k^2, 1, k, k): output ``c*k^2 + n`` copies input
+    channel ``c`` from kernel position ``(n // k, n % k)``."""
+    k2 = kernel_size * kernel_size
+    one_hot = torch.eye(k2).view(k2, 1, kernel_size, kernel_size)
+    return one_hot.repeat(channels, 1, 1, 1)
+
+
+def _check_kernel_size(kernel_size: int) -> None:
+    if kernel_size < 1 or kernel_size % 2 == 0:
+        raise ValueError(f'kernel_size must be a positive odd number, got {kernel_size}')
+
+
+def _logits_to_output(q: Tensor, logits: Tensor, rel_pos_bias: Tensor, attn_drop: float,
+                      training: bool) -> Tensor:
+    """Slot logits (B, heads, k^2, H, W) of q.K_n -> attention weights: the position bias added
+    to every key adds bias * sum_d(q_d) to the logit."""
+    B, nh, _, H, W = q.shape
+    logits = logits + rel_pos_bias.view(1, nh, -1, 1, 1) * q.sum(2, keepdim=True)
+    return F.dropout(logits.softmax(dim=2), attn_drop, training)
+
+
+def slide_attention(q: Tensor, k: Tensor, v: Tensor, rel_pos_bias: Tensor, kernel_size: int = 3,
+                    weight: Optional[Tensor] = None, bias: Optional[Tensor] = None,
+                    attn_drop: float = 0., training: bool = False) -> Tensor:
+    """Slide attention, fast form.
+
+    A depthwise conv is a per-channel mix of the k^2 shifted maps: slot ``n`` of channel ``c`` is
+    ``sum_p w[c, n, p] * shift_p(x)[c] + b[c, n]``. So the logits are
+    ``sum_p (w[:, :, p]^T @ (q * shift_p(k))) + b^T @ q`` and the output is
+    ``sum_p (w[:, :, p] @ attn) * shift_p(v) + b @ attn``: k^2 small matmuls over shifted views,
+    never holding k^2 copies of K or V. The shifted views are made contiguous for free by working
+    on the grid padded to W + 2*(k//2) columns, where a shift is a flat offset.
+
+    Args:
+        q, k, v: (B, heads, d, H, W); q already scaled by d^-0.5.
+        rel_pos_bias: (heads, k^2), added to the neighbour keys.
+        weight, bias: the neighbour conv, (d*k^2, 1, k, k) and (d*k^2,); training form: shift
+            + deformed kernels, deploy form: the merged conv. ``weight=None`` means the plain
+            one-hot shifts (local attention).
+        attn_drop: dropout on the attention weights when ``training``.
+    Returns:
+        (B, heads, d, H, W).
+    """
+    _check_kernel_size(kernel_size)
+    B, nh, d, H, W = q.shape
+    N, k2, pad = B * nh, kernel_size * kernel_size, kernel_size // 2
+    Wp = W + 2 * pad
+    L = H * Wp  # positions of the padded-width grid; columns >= W are dropped at the end
+
+    def flat_padded(x: Tensor) -> Tensor:  # one extra bottom row keeps the last shift in range
+        return F.pad(x.reshape(N, d, H, W), (pad, pad, pad, pad + 1)).view(N, d, -1)
+
+    def shifted(flat: Tensor, p: int) -> Tensor:
+        i, j = divmod(p, kernel_size)
+        return flat[:, :, i * Wp + j:i * Wp + j + L]
+
+    kf, vf = flat_padded(k), flat_padded(v)
+    qf = F.pad(q.reshape(N, d, H, W), (0, 2 * pad)).view(N, d, L)
+    mix = None if weight is None else weight.view(d, k2, k2)  # [c, n, p]
+    slot_bias = None if bias is None else bias.view(d, k2)  # [c, n]
+
+    if mix is None:
+        logits = torch.stack([(qf * shifted(kf, p)).sum(1) for p in range(k2)], dim=1)
+    else:
+        logits = 0
+        for p in range(k2):
+            logits = logits + torch.matmul(mix[:, :, p].t(), qf * shifted(kf, p))
+    if slot_bias is not None:
+        logits = logits + torch.matmul(slot_bias.t(), qf)
+    logits = logits.view(B, nh, k2, L) + rel_pos_bias.view(1, nh, k2, 1) * qf.view(
+        B, nh, d, L).sum(2, keepdim=True)
+    attn = F.dropout(logits.softmax(dim=2), attn_drop, training).view(N, k2, L)
+
+    out = (torch.zeros_like(qf) if slot_bias is None else torch.matmul(slot_bias, attn))
+    for p in range(k2):
+        weights = attn[:, p:p + 1] if mix is None else torch.matmul(mix[:, :, p], attn)
+        out = out.addcmul_(weights, shifted(vf, p))
+    return out.view(B, nh, d, H, Wp)[..., :W]
+
+
+def slide_attention_copies(q: Tensor, k: Tensor, v: Tensor, rel_pos_bias: Tensor,
+                           kernel_size: int, convs: Sequence[Conv], attn_drop: float = 0.,
+                           training: bool = False) -> Tensor:
+    """The paper's formulation: each conv in ``convs`` turns K and V into k^2 copies
+    (B, heads, d, k^2, H, W), summed over the convs; then attention over the copies."""
+    _check_kernel_size(kernel_size)
+    B, nh, d, H, W = q.shape
+    k2 = kernel_size * kernel_size
+
+    def copies(x: Tensor) -> Tensor:
+        x = x.reshape(B * nh, d, H, W)
+        out = sum(F.conv2d(x, w, b, padding=kernel_size // 2, groups=d) for w, b in convs)
+        return out.view(B, nh, d, k2, H, W)
+
+    logits = (q.unsqueeze(3) * copies(k)).sum(2)
+    attn = _logits_to_output(q, logits, rel_pos_bias, attn_drop, training)
+    return (attn.unsqueeze(2) * copies(v)).sum(3)
+
+
+def slide_attention_unfold(q: Tensor, k: Tensor, v: Tensor, rel_pos_bias: Tensor,
+                           kernel_size: int, convs: Optional[Sequence[Conv]] = None) -> Tensor:
+    """Reference from the definition (Im2Col): gather every position's zero-padded k x k
+    neighbourhood with ``F.unfold``; neighbour ``n`` of channel ``c`` is then
+    ``sum_p w[c*k^2 + n, p] * patch[c, p] + b[c*k^2 + n]`` summed over ``convs``. With
+    ``convs=None`` the neighbours are the raw patch entries (plain local attention)."""
+    _check_kernel_size(kernel_size)
+    B, nh, d, H, W = q.shape
+    k2 = kernel_size * kernel_size
+
+    def neighbours(x: Tensor) -> Tensor:
+        patches = F.unfold(x.reshape(B * nh, d, H, W), kernel_size, padding=kernel_size // 2)
+        patches = patches.view(B, nh, d, k2, H, W)  # [..., p, y, x] = x_pad[y + p//k, x + p%k]
+        if convs is None:
+            return patches
+        out = 0
+        for w, b in convs:
+            out = out + torch.einsum('bhdpyx,dnp->bhdnyx', patches, w.view(d, k2, k2))
+            if b is not None:
+                out = out + b.view(1, 1, d, k2, 1, 1)
+        return out
+
+    keys = neighbours(k) + rel_pos_bias.view(1, nh, 1, k2, 1, 1)
+    attn = (q.unsqueeze(3) * keys).sum(2).softmax(dim=2)  # (B, heads, k^2, H, W)
+    return (attn.unsqueeze(2) * neighbours(v)).sum(3)
+
+
+class SlideAttention(nn.Module):
+    """Multi-head slide attention layer: qkv projection, slide attention, output projection.
+
+    Input (B, H, W, C) with ``channels_last=True`` (the backbones' token layout) or (B, C, H, W).
+    The shift conv and the deformed conv are shared by K and V and across heads.
+    ``switch_to_deploy()`` folds them into ``merged``; a state dict of either form loads into
+    either module (a training-form state dict is folded on load, a deploy-form one switches the
+    module to deploy form).
+    """
+
+    def __init__(self, dim: int, num_heads: int, kernel_size: int = 3, qkv_bias: bool = True,
+                 qk_scale: Optional[float] = None, attn_drop: float = 0., proj_drop: float = 0.,
+                 channels_last: bool = True):
+        super().__init__()
+        if dim % num_heads:
+            raise ValueError(f'dim {dim} is not divisible by num_heads {num_heads}')
+        _check_kernel_size(kernel_size)
+        self.num_heads = num_heads
+        self.head_dim = dim // num_heads
+        self.kernel_size = kernel_size
+        self.scale = qk_scale or self.head_dim ** -0.5
+        self.channels_last = channels_last
+        self.attn_drop = attn_drop
+        self.qkv = nn.Linear(dim, dim * 3, bias=qkv_bias)
+        self.shift = self._depthwise()
+        self.shift.weight.requires_grad_(False)  # a constant: the shifts
+        self.deform = self._depthwise()  # PyTorch's default init, as the public code
+        self.register_module('merged', None)
+        k2 = kernel_size * kernel_size
+        self.relative_position_bias_table = nn.Parameter(torch.zeros(num_heads, k2))
+        nn.init.trunc_normal_(self.relative_position_bias_table, std=.02)
+        self.proj = nn.Linear(dim, dim)
+        self.proj_drop = nn.Dropout(proj_drop)
+        self.reset_shift()
+
+    def _depthwise(self) -> nn.Conv2d:
+        d, ks = self.head_dim, self.kernel_size
+        return nn.Conv2d(d, d * ks * ks, ks, padding=ks // 2, groups=d)
+
+    @torch.no_grad()
+    def reset_shift(self) -> None:
+        if self.shift is not None:
+            self.shift.weight.copy_(shift_kernels(self.head_dim, self.kernel_size))
+
+    @property
+    def deploy(self) -> bool:
+        return self.merged is not None
+
+    @torch.no_grad()
+    def merge_shift_convs(self) -> None:
+        """Fold the shift conv and the deformed conv into one conv (weights and biases summed).
+        Idempotent."""
+        if self.deploy:
+            return
+        merged = self._depthwise().to(self.deform.weight)
+        merged.weight.copy_(self.shift.weight + self.deform.weight)
+        merged.bias.copy_(self.shift.bias + self.deform.bias)
+        self.merged = merged
+        self.shift = self.deform = None
+
+    switch_to_deploy = merge_shift_convs
+
+    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
+        if self.deploy and prefix + 'deform.weight' in state_dict:
+            for name in ('weight', 'bias'):
+                state_dict[f'{prefix}merged.{name}'] = (state_dict.pop(f'{prefix}shift.{name}')
+                                                        + state_dict.pop(f'{prefix}deform.{name}'))
+        elif not self.deploy and prefix + 'merged.weight' in state_dict:
+            self.merge_shift_convs()
+        elif not self.deploy and prefix + 'shift.weight' in state_dict:
+            expected = shift_kernels(self.head_dim, self.kernel_size)
+            got = state_dict[prefix + 'shift.weight']
+            if got.shape == expected.shape and not torch.equal(got.cpu().float(), expected):
+                raise ValueError(f'{prefix}shift.weight is not the one-hot shift kernel set; '
+                                 'the shift path is a fixed set of shifts')
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
+
+    def neighbour_conv(self) -> Tuple[Tensor, Tensor]:
+        """The single conv producing the k^2 neighbour maps: the merged conv, or in training
+        form the shift and deformed convs summed (a conv is linear in its kernel)."""
+        if self.deploy:
+            return self.merged.weight, self.merged.bias
+        return self.shift.weight + self.deform.weight, self.shift.bias + self.deform.bias
+
+    def attend(self, q: Tensor, k: Tensor, v: Tensor) -> Tensor:
+        """Slide attention on per-head maps (B, heads, d, H, W), q unscaled."""
+        weight, bias = self.neighbour_conv()
+        return slide_attention(q * self.scale, k, v, self.relative_position_bias_table,
+                               self.kernel_size, weight, bias, self.attn_drop, self.training)
+
+    def forward(self, x: Tensor) -> Tensor:
+        if not self.channels_last:
+            x = x.permute(0, 2, 3, 1)
+        B, H, W, C = x.shape
+        qkv = self.qkv(x).view(B, H, W, 3, self.num_heads, self.head_dim)
+        q, k, v = qkv.permute(3, 0, 4, 5, 1, 2).unbind(0)  # each (B, heads, d, H, W)
+        y = self.attend(q, k, v).view(B, C, H, W).permute(0, 2, 3, 1)
+        y = self.proj_drop(self.proj(y))
+        return y if self.channels_last else y.permute(0, 3, 1, 2)
+
+    def extra_repr(self) -> str:
+        return (f'num_heads={self.num_heads}, kernel_size={self.kernel_size}, '
+                f'deploy={self.deploy}')
+
+
+__all__ = ['shift_kernels', 'slide_attention', 'slide_attention_copies', 'slide_attention_unfold',
+           'SlideAttention']
