@@ -15,8 +15,9 @@ def _shared_modules() -> List[Tuple[str, type]]:
     ``vitext.ops`` stays free of mm imports."""
     from .engine.optimizers import ViTLayerDecayOptimizerConstructor
     from .evaluation.transforms import CentreOcclusion, CommonCorruption
-    from .models.backbones import AFTViT, CBViT
-    return [('MODELS', AFTViT), ('MODELS', CBViT),
+    from .models.backbones import AFTViT, CBViT, SlidePVT, SlideSwinTransformer
+    return [('MODELS', AFTViT), ('MODELS', CBViT), ('MODELS', SlidePVT),
+            ('MODELS', SlideSwinTransformer),
             ('OPTIM_WRAPPER_CONSTRUCTORS', ViTLayerDecayOptimizerConstructor),
             ('TRANSFORMS', CentreOcclusion), ('TRANSFORMS', CommonCorruption)]
 

@@ -259,5 +259,13 @@ class SlideAttention(nn.Module):
                 f'deploy={self.deploy}')
 
 
-__all__ = ['shift_kernels', 'slide_attention', 'slide_attention_copies', 'slide_attention_unfold',
+def merge_all_shift_convs(model: nn.Module) -> int:
+    """Switch every :class:`SlideAttention` in ``model`` to deploy form; returns how many."""
+    layers = [m for m in model.modules() if isinstance(m, SlideAttention)]
+    for layer in layers:
+        layer.merge_shift_convs()
+    return len(layers)
+
+
+__all__ = ['merge_all_shift_convs', 'shift_kernels', 'slide_attention', 'slide_attention_copies', 'slide_attention_unfold',
            'SlideAttention']
