@@ -1,0 +1,1 @@
+"""Model analysis: complexity (params/FLOPs), speed, attention statistics."""

@@ -1,0 +1,137 @@
+"""Parameters and FLOPs of vitext models, counted with mmengine's ``FlopAnalyzer`` (fvcore's
+counter: one multiply-add = one FLOP; element-wise ops and softmax are not counted).
+
+Two handles are replaced or added so attention is counted: ``aten::matmul`` counts
+``numel(output) * inner dim`` (mmengine's handle ignores the batch dims of a broadcast left
+operand, which undercounts slide attention's per-channel mixing), and PyTorch's fused
+``scaled_dot_product_attention`` counts its two matmuls, Q K^T and A V.
+"""
+import copy
+import math
+from dataclasses import dataclass
+from typing import Dict, List, Optional, Sequence, Tuple
+
+import torch
+from mmengine.analysis import FlopAnalyzer
+from mmengine.analysis.jit_handles import get_shape
+from torch import Tensor, nn
+
+from ..ops.slide import merge_all_shift_convs
+
+
+def _matmul_flops(inputs, outputs) -> int:
+    return math.prod(get_shape(outputs[0])) * get_shape(inputs[0])[-1]
+
+
+def _sdpa_flops(inputs, outputs) -> int:
+    q, k, v = (get_shape(t) for t in inputs[:3])
+    batch = math.prod(get_shape(outputs[0])[:-2])
+    return batch * q[-2] * k[-2] * (q[-1] + v[-1])
+
+
+FLOP_HANDLES = {'aten::matmul': _matmul_flops,
+                'aten::scaled_dot_product_attention': _sdpa_flops}
+
+
+def count_parameters(model: nn.Module) -> int:
+    """All parameters, trainable or not (the frozen shift kernels count, as in the papers)."""
+    return sum(p.numel() for p in model.parameters())
+
+
+def count_flops(model: nn.Module, inputs: Tuple[Tensor, ...]) -> int:
+    """FLOPs of ``model(*inputs)`` in eval mode."""
+    model = model.eval()
+    analyzer = FlopAnalyzer(model, inputs)
+    for name, handle in FLOP_HANDLES.items():
+        analyzer.set_op_handle(name, handle)
+    analyzer.unsupported_ops_warnings(False)
+    analyzer.uncalled_modules_warnings(False)
+    with torch.no_grad():
+        return int(analyzer.total())
+
+
+def deploy_copy(model: nn.Module) -> Optional[nn.Module]:
+    """A re-parameterised copy of ``model`` (slide attention merged), or None when it has no
+    re-parameterisable layer."""
+    model = copy.deepcopy(model)
+    return model if merge_all_shift_convs(model) else None
+
+
+class ImageClassifier(nn.Module):
+    """Backbone + global average pooling of its last map + a linear head: the form papers count
+    parameters and FLOPs in."""
+
+    def __init__(self, backbone: nn.Module, num_classes: int = 1000, probe_size: int = 64):
+        super().__init__()
+        self.backbone = backbone.eval()
+        with torch.no_grad():
+            channels = backbone(torch.zeros(1, 3, probe_size, probe_size))[-1].shape[1]
+        self.head = nn.Linear(channels, num_classes)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.head(self.backbone(x)[-1].mean(dim=(2, 3)))
+
+
+@dataclass
+class ZooEntry:
+    """A model-zoo backbone in classification form and the paper's numbers (SPEC)."""
+    name: str
+    backbone: dict
+    paper_params_m: Optional[float] = None
+    paper_flops_g: Optional[float] = None
+
+
+_PLAIN = dict(out_pyramid=False, final_norm=True, out_indices=(11,))
+MODEL_ZOO: List[ZooEntry] = [
+    ZooEntry('Slide-Swin-T', dict(type='SlideSwinTransformer', arch='tiny', out_indices=(3,)),
+             29, 4.6),
+    ZooEntry('Slide-Swin-S', dict(type='SlideSwinTransformer', arch='small', out_indices=(3,)),
+             51, 8.9),
+    ZooEntry('Slide-Swin-B', dict(type='SlideSwinTransformer', arch='base', out_indices=(3,)),
+             89, 15.5),
+    ZooEntry('Slide-PVT-T', dict(type='SlidePVT', arch='tiny', out_indices=(3,)), 12.2, 2.0),
+    ZooEntry('Slide-PVT-S', dict(type='SlidePVT', arch='small', out_indices=(3,)), 22.7, 4.0),
+    ZooEntry('Slide-PVT-M', dict(type='SlidePVT', arch='medium', out_indices=(3,))),
+    ZooEntry('Slide-PVT-L', dict(type='SlidePVT', arch='large', out_indices=(3,))),
+    ZooEntry('AFT-conv-Ti (192 heads, 11x11)',
+             dict(type='AFTViT', arch='tiny', num_heads=192, kernel_size=11, **_PLAIN), 5.9),
+    ZooEntry('AFT-conv-S (384 heads, 11x11)',
+             dict(type='AFTViT', arch='small', num_heads=384, kernel_size=11, **_PLAIN), 22.5),
+    ZooEntry('AFT-full-Ti', dict(type='AFTViT', arch='tiny', attn_type='full', **_PLAIN), 6.3),
+    ZooEntry('AFT-full-S', dict(type='AFTViT', arch='small', attn_type='full', **_PLAIN), 22.6),
+    ZooEntry('CB-ViT-Ti', dict(type='CBViT', arch='tiny', cb_mode='cb', **_PLAIN)),
+    ZooEntry('CB-ViT-S', dict(type='CBViT', arch='small', cb_mode='cb', **_PLAIN)),
+    ZooEntry('CB-ViT-B', dict(type='CBViT', arch='base', cb_mode='cb', **_PLAIN)),
+]
+
+
+def build_backbone(cfg: dict) -> nn.Module:
+    from mmseg.registry import MODELS  # vitext registers its backbones on import
+    import vitext  # noqa: F401
+    return MODELS.build(copy.deepcopy(cfg))
+
+
+def complexity(model: nn.Module, shape: Sequence[int]) -> Dict[str, Optional[float]]:
+    """params (M), FLOPs (G) of the training form and of the deploy form (None if the same
+    model) for one (3, H, W) image."""
+    image = (torch.zeros(1, 3, *shape),)
+    deploy = deploy_copy(model)
+    return dict(params_m=count_parameters(model) / 1e6,
+                flops_g=count_flops(model, image) / 1e9,
+                deploy_params_m=None if deploy is None else count_parameters(deploy) / 1e6,
+                deploy_flops_g=None if deploy is None else count_flops(deploy, image) / 1e9)
+
+
+def zoo_table(entries: Sequence[ZooEntry] = MODEL_ZOO, shape: Sequence[int] = (224, 224),
+              num_classes: int = 1000) -> List[Dict[str, object]]:
+    """Rows of the model-zoo table: each backbone with a ``num_classes`` head at ``shape``."""
+    rows = []
+    for entry in entries:
+        model = ImageClassifier(build_backbone(entry.backbone), num_classes)
+        rows.append(dict(name=entry.name, **complexity(model, shape),
+                         paper_params_m=entry.paper_params_m, paper_flops_g=entry.paper_flops_g))
+    return rows
+
+
+__all__ = ['FLOP_HANDLES', 'MODEL_ZOO', 'ZooEntry', 'ImageClassifier', 'build_backbone',
+           'complexity', 'count_flops', 'count_parameters', 'deploy_copy', 'zoo_table']
