@@ -2,7 +2,9 @@
 import json
 import pickle
 
-from conftest import DEMO_DET, run_tool
+import os.path as osp
+
+from conftest import DEMO_DET, ROOT, run_tool
 
 
 def det_options(root):
@@ -35,3 +37,15 @@ def test_mask_rcnn_trains_and_reports_coco_ap(coco_root, tmp_path):
     with open(out, 'rb') as f:  # our own file, written by mmdet's DumpDetResults
         preds = pickle.load(f)
     assert len(preds) == 4 and 'pred_instances' in preds[0]
+
+
+def test_slide_pvt_mask_rcnn_trains_and_tests_in_deploy_form(coco_root, tmp_path):
+    config = osp.join(ROOT, 'configs/demo/mask-rcnn_slide-pvt-mini_fpn_2xb4-4e_synthetic-coco.py')
+    run_tool(['tools/train.py', config, '--work-dir', str(tmp_path), '--cfg-options',
+              *det_options(coco_root)])
+    proc = run_tool(['tools/test.py', config, str(tmp_path / 'epoch_1.pth'), '--deploy',
+                     '--work-dir', str(tmp_path / 'test'), '--cfg-options',
+                     *det_options(coco_root)])
+    assert 'switched to deploy form: backbone' in proc.stdout + proc.stderr
+    metrics = json.loads((tmp_path / 'test' / 'test_results.json').read_text())['metrics']
+    assert 0 <= metrics['coco/bbox_mAP'] <= 1

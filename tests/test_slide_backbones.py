@@ -175,3 +175,26 @@ def test_bad_arch_and_indices():
         SlideSwinTransformer('huge')
     with pytest.raises(ValueError, match='out_indices'):
         SlidePVT('tiny', out_indices=(4,))
+
+
+@pytest.mark.parametrize('config,paper_m', [
+    ('upernet_slide-swin-t_8xb2-160k_ade20k-512x512.py', 60),
+    ('fpn_slide-pvt-t_8xb2-40k_ade20k-512x512.py', 16),
+    ('mask-rcnn_slide-pvt-t_fpn_8xb2-1x_coco.py', 32),
+    ('mask-rcnn_slide-pvt-m_fpn_8xb2-1x_coco.py', 62),
+    ('mask-rcnn_slide-swin-t_fpn_8xb2-3x-ms_coco.py', 48),
+])
+def test_whole_model_sizes_match_paper(config, paper_m):
+    """Downstream models of SPEC §2 (paper's totals, rounded to 1M)."""
+    import importlib
+    import os.path as osp
+
+    from mmengine.registry import DefaultScope
+
+    from conftest import ROOT
+    from vitext.apis import load_config
+    cfg = load_config(osp.join(ROOT, 'configs', 'slide', config))
+    models = importlib.import_module(f'{cfg.default_scope}.registry').MODELS
+    with DefaultScope.overwrite_default_scope(cfg.default_scope):
+        model = models.build(cfg.model)
+    assert abs(count_parameters(model) / 1e6 - paper_m) < 0.6

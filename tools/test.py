@@ -1,6 +1,6 @@
 """Evaluate a checkpoint (mmseg's/mmdet's CLI). Writes the metrics, per class for segmentation,
 to <work-dir>/test_results.json. Usage: python tools/test.py CONFIG CHECKPOINT [--work-dir DIR]
-[--out DIR_or_PKL] [--show-dir DIR] [--tta] [--cfg-options k=v ...] [--launcher ...]"""
+[--out DIR_or_PKL] [--show-dir DIR] [--tta] [--deploy] [--cfg-options k=v ...] [--launcher ...]"""
 import argparse
 import os
 
@@ -17,6 +17,8 @@ def parse_args():
     parser.add_argument('--show-dir', help='folder to save painted predictions')
     parser.add_argument('--tta', action='store_true', help='test-time augmentation '
                         '(the config\'s tta_pipeline, e.g. multi-scale + flip)')
+    parser.add_argument('--deploy', action='store_true', help='re-parameterise the model '
+                        '(e.g. merge Slide attention\'s shift convs) after loading the checkpoint')
     parser.add_argument('--cfg-options', nargs='+', action=DictAction,
                         help='override config settings, e.g. test_dataloader.batch_size=2')
     parser.add_argument('--launcher', choices=['none', 'pytorch', 'slurm', 'mpi'],
@@ -31,7 +33,7 @@ def main():
     args = parse_args()
     import vitext.apis
     result = vitext.apis.test(args.config, args.checkpoint, work_dir=args.work_dir, out=args.out,
-                              show_dir=args.show_dir, tta=args.tta,
+                              show_dir=args.show_dir, tta=args.tta, deploy=args.deploy,
                               cfg_options=args.cfg_options, launcher=args.launcher)
     if 'json' in result:
         summary = ', '.join(f'{k}: {v}' for k, v in result['metrics'].items())

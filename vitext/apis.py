@@ -198,9 +198,10 @@ def _enable_visualisation(cfg: Config, show_dir: str) -> None:
 
 def test(config: str, checkpoint: str, work_dir: Optional[str] = None, out: Optional[str] = None,
          show_dir: Optional[str] = None, tta: bool = False, cfg_options: Optional[dict] = None,
-         launcher: str = 'none') -> Dict[str, Any]:
+         launcher: str = 'none', deploy: bool = False) -> Dict[str, Any]:
     """Evaluate ``checkpoint``; returns the metrics and writes them (with per-class values for
-    segmentation) to ``<work_dir>/test_results.json``."""
+    segmentation) to ``<work_dir>/test_results.json``. ``deploy``: re-parameterise the model
+    (``SwitchToDeployHook``) after loading the checkpoint."""
     cfg = load_config(config, cfg_options)
     cfg.launcher = launcher
     _set_work_dir(cfg, config, work_dir)
@@ -211,6 +212,8 @@ def test(config: str, checkpoint: str, work_dir: Optional[str] = None, out: Opti
         setup_cpu_distributed(cfg, launcher)
     if show_dir:
         _enable_visualisation(cfg, show_dir)
+    if deploy:
+        cfg.custom_hooks = list(cfg.get('custom_hooks', [])) + [dict(type='SwitchToDeployHook')]
     if tta:
         if 'tta_model' not in cfg or 'tta_pipeline' not in cfg:
             raise ConfigError('--tta needs tta_model and tta_pipeline in the config')

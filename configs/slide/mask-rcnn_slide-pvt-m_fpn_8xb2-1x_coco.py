@@ -1,0 +1,10 @@
+# Mask R-CNN 1x on COCO with Slide-PVT-M (paper: 44.4 / 40.8).
+_base_ = [
+    '../_base_/models/mask-rcnn_r50_fpn.py', '../_base_/datasets/coco_instance.py',
+    '../_base_/default_runtime_det.py', '../_base_/schedules/schedule_1x.py'
+]
+model = dict(
+    backbone=dict(
+        _delete_=True, type='SlidePVT', arch='medium', drop_path_rate=0.1,
+        out_indices=(0, 1, 2, 3), init_cfg=None),
+    neck=dict(in_channels=[64, 128, 320, 512]))
