@@ -107,7 +107,7 @@ MODEL_ZOO: List[ZooEntry] = [
 
 def build_backbone(cfg: dict) -> nn.Module:
     from mmseg.registry import MODELS  # vitext registers its backbones on import
-    import vitext  # noqa: F401
+    import vitext  # noqa: F401  (registers vitext's backbones)
     return MODELS.build(copy.deepcopy(cfg))
 
 

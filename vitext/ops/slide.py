@@ -267,5 +267,5 @@ def merge_all_shift_convs(model: nn.Module) -> int:
     return len(layers)
 
 
-__all__ = ['merge_all_shift_convs', 'shift_kernels', 'slide_attention', 'slide_attention_copies', 'slide_attention_unfold',
-           'SlideAttention']
+__all__ = ['merge_all_shift_convs', 'shift_kernels', 'slide_attention', 'slide_attention_copies',
+           'slide_attention_unfold', 'SlideAttention']

@@ -96,7 +96,7 @@ class WindowAttention(nn.Module):
         if shift:
             x = torch.roll(x, (-shift, -shift), dims=(1, 2))
         windows = window_partition(x, ws)  # (B * nW, N, C)
-        nW, N = (Hp // ws) * (Wp // ws), ws * ws
+        N = ws * ws
         qkv = self.qkv(windows).view(-1, N, 3, self.num_heads, C // self.num_heads)
         q, k, v = qkv.permute(2, 0, 3, 1, 4).unbind(0)
         bias = self.position_bias().unsqueeze(0)  # (1, heads, N, N)
