@@ -105,7 +105,7 @@ class WindowAttention(nn.Module):
             bias = (bias + mask.unsqueeze(1)).repeat(B, 1, 1, 1)  # (B * nW, heads, N, N)
         y = F.scaled_dot_product_attention(q, k, v, attn_mask=bias.to(q.dtype),
                                            dropout_p=self.attn_drop if self.training else 0.)
-        y = self.proj_drop(self.proj(y.transpose(1, 2).reshape(-1, N, C)))
+        y = self.proj_drop(self.proj(y.transpose(1, 2).contiguous().view(-1, N, C)))
         y = window_reverse(y, ws, Hp, Wp)
         if shift:
             y = torch.roll(y, (shift, shift), dims=(1, 2))
