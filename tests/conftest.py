@@ -47,6 +47,21 @@ def tiny_seg_options(data_root, max_iters=4, ckpt_interval=2):
     ]
 
 
+def det_options(root):
+    ann = f'{root}/annotations/instances_val2017.json'
+    opts = [f'{loader}.dataset.data_root={root}/' for loader in
+            ('train_dataloader', 'val_dataloader', 'test_dataloader')]
+    opts += [f'{loader}.{key}' for loader in ('train_dataloader', 'val_dataloader',
+                                               'test_dataloader')
+             for key in ('num_workers=0', 'persistent_workers=False')]
+    return opts + [f'val_evaluator.ann_file={ann}', f'test_evaluator.ann_file={ann}',
+                   'train_dataloader.batch_size=2', 'train_cfg.max_epochs=1',
+                   # One epoch of training scores below mmdet's 0.05 threshold; keep every box
+                   # so that COCO evaluation has predictions to score.
+                   'model.test_cfg.rcnn.score_thr=0.0',
+                   'default_hooks.logger.interval=1']
+
+
 def run_tool(args, cwd=ROOT, env=None, timeout=900, check=True):
     """Run a command with this interpreter's environment; returns the CompletedProcess."""
     full_env = dict(os.environ)

@@ -4,22 +4,7 @@ import pickle
 
 import os.path as osp
 
-from conftest import DEMO_DET, ROOT, run_tool
-
-
-def det_options(root):
-    ann = f'{root}/annotations/instances_val2017.json'
-    opts = [f'{loader}.dataset.data_root={root}/' for loader in
-            ('train_dataloader', 'val_dataloader', 'test_dataloader')]
-    opts += [f'{loader}.{key}' for loader in ('train_dataloader', 'val_dataloader',
-                                               'test_dataloader')
-             for key in ('num_workers=0', 'persistent_workers=False')]
-    return opts + [f'val_evaluator.ann_file={ann}', f'test_evaluator.ann_file={ann}',
-                   'train_dataloader.batch_size=2', 'train_cfg.max_epochs=1',
-                   # One epoch of training scores below mmdet's 0.05 threshold; keep every box
-                   # so that COCO evaluation has predictions to score.
-                   'model.test_cfg.rcnn.score_thr=0.0',
-                   'default_hooks.logger.interval=1']
+from conftest import DEMO_DET, ROOT, det_options, run_tool
 
 
 def test_mask_rcnn_trains_and_reports_coco_ap(coco_root, tmp_path):

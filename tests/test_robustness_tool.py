@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from conftest import DEMO_SEG, ROOT, run_tool, tiny_seg_options
+from conftest import DEMO_DET, DEMO_SEG, ROOT, det_options, run_tool, tiny_seg_options
 
 
 @pytest.fixture(scope='module')
@@ -81,3 +81,18 @@ def test_attacks_refused_for_detection(tmp_path):
         plan_settings(['fgsm'], [1], [1], ['fog'], 'mmdet')
     with pytest.raises(ValueError, match="unknown suite"):
         plan_settings(['rain'], [1], [1], ['fog'], 'mmseg')
+
+
+def test_detection_checkpoint_occlusion_and_corruptions(coco_root, tmp_path):
+    """Detectors: box/mask AP instead of mIoU (the attacks need a segmentation loss)."""
+    run_tool(['tools/train.py', DEMO_DET, '--work-dir', str(tmp_path), '--cfg-options',
+              *det_options(coco_root)])
+    work = tmp_path / 'robust'
+    proc = run_tool(['tools/robustness.py', DEMO_DET, str(tmp_path / 'epoch_1.pth'), '--suite',
+                     'occlusion,corruptions', '--corruptions', 'fog', '--severities', '2',
+                     '--work-dir', str(work), '--cfg-options', *det_options(coco_root)])
+    results = json.loads((work / 'robustness.json').read_text())['results']
+    assert list(results) == ['clean', 'occlusion', 'fog/2']
+    for setting in results.values():
+        assert 0 <= setting['coco/bbox_mAP'] <= 1 and 'coco/segm_mAP' in setting
+    assert '| setting | coco/bbox_mAP |' in proc.stdout
