@@ -16,10 +16,10 @@ from torch import Tensor, nn
 
 from ...ops.slide import SlideAttention, merge_all_shift_convs
 from ...ops.tokens import resize_grid_tokens
-from ..layers.vit import DropPath, Mlp, pad_to_multiple
+from ..layers.vit import DropPath, Mlp, init_linear_and_norm, pad_to_multiple
 from ..weights import load_pretrained
 from .plain_vit import drop_path_rates, resolve_arch
-from .slide_swin import init_hierarchical_weights, slide_attention_layout
+from .slide_swin import slide_attention_layout
 
 
 class SpatialReductionAttention(nn.Module):
@@ -169,7 +169,7 @@ class SlidePVT(BaseModule):
     def init_weights(self) -> None:
         for i in range(self.num_stages):
             nn.init.trunc_normal_(getattr(self, f'pos_embed{i + 1}'), std=.02)
-        self.apply(init_hierarchical_weights)
+        self.apply(init_linear_and_norm)
         if isinstance(self.init_cfg, dict) and self.init_cfg.get('type') == 'Pretrained':
             load_pretrained(self, self.init_cfg['checkpoint'], slide_pvt_checkpoint_filter)
         elif self.init_cfg is not None:

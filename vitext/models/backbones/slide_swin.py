@@ -18,7 +18,7 @@ from torch import Tensor, nn
 from ...ops.slide import SlideAttention, merge_all_shift_convs
 from ...ops.window import WindowAttention
 from ...ops.tokens import resize_grid_tokens
-from ..layers.vit import DropPath, Mlp, pad_to_multiple
+from ..layers.vit import DropPath, Mlp, init_linear_and_norm, pad_to_multiple
 from ..weights import load_pretrained
 from .plain_vit import drop_path_rates, resolve_arch
 
@@ -103,18 +103,6 @@ class SwinStage(nn.Module):
             else:
                 x = block(x)
         return x, (self.downsample(x) if self.downsample is not None else x)
-
-
-def init_hierarchical_weights(module: nn.Module) -> None:
-    """The public code's init: trunc-normal(0.02) linear weights, zero biases, unit norms.
-    Convs keep PyTorch's default (the deformed shifts), position tables their trunc-normal."""
-    if isinstance(module, nn.Linear):
-        nn.init.trunc_normal_(module.weight, std=.02)
-        if module.bias is not None:
-            nn.init.zeros_(module.bias)
-    elif isinstance(module, nn.LayerNorm):
-        nn.init.ones_(module.weight)
-        nn.init.zeros_(module.bias)
 
 
 def _head_major_qkv(t: Tensor, num_heads: int) -> Tensor:
@@ -239,7 +227,8 @@ class SlideSwinTransformer(BaseModule):
         self._freeze_stages()
 
     def init_weights(self) -> None:
-        self.apply(init_hierarchical_weights)
+        # The public code's init; convs keep PyTorch's default (the deformed shifts).
+        self.apply(init_linear_and_norm)
         if isinstance(self.init_cfg, dict) and self.init_cfg.get('type') == 'Pretrained':
             load_pretrained(self, self.init_cfg['checkpoint'], slide_swin_checkpoint_filter,
                             optional=self.optional_weights)

@@ -175,8 +175,8 @@ class Block(nn.Module):
         return (x, attn) if return_attn else x
 
 
-def init_vit_weights(module: nn.Module) -> None:
-    """timm's default ViT init: trunc-normal(0.02) linear weights, zero biases, unit norms."""
+def init_linear_and_norm(module: nn.Module) -> None:
+    """trunc-normal(0.02) linear weights, zero biases, unit LayerNorms (timm's and Swin's)."""
     if isinstance(module, nn.Linear):
         nn.init.trunc_normal_(module.weight, std=.02)
         if module.bias is not None:
@@ -184,7 +184,12 @@ def init_vit_weights(module: nn.Module) -> None:
     elif isinstance(module, nn.LayerNorm):
         nn.init.ones_(module.weight)
         nn.init.zeros_(module.bias)
-    elif isinstance(module, nn.Conv2d) and module.kernel_size[0] > 1:
+
+
+def init_vit_weights(module: nn.Module) -> None:
+    """timm's default ViT init: :func:`init_linear_and_norm`, plus the patch embedding."""
+    init_linear_and_norm(module)
+    if isinstance(module, nn.Conv2d) and module.kernel_size[0] > 1:
         # Patch embedding: lecun-normal-like fan-in init.
         fan_in = module.in_channels * math.prod(module.kernel_size)
         nn.init.trunc_normal_(module.weight, std=math.sqrt(1.0 / fan_in))
@@ -199,5 +204,6 @@ def grid_tokens_to_map(x: Tensor, grid: Tuple[int, int], num_prefix_tokens: int)
 
 
 __all__ = ['Attention', 'Block', 'DropPath', 'Mlp', 'PatchEmbed', 'CB_MODES', 'CB_POSITIONS',
-           'make_broadcast', 'pad_to_multiple', 'resize_pos_embed', 'init_vit_weights',
+           'make_broadcast', 'pad_to_multiple', 'resize_pos_embed', 'init_linear_and_norm',
+           'init_vit_weights',
            'grid_tokens_to_map']
