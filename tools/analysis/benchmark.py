@@ -51,11 +51,10 @@ def main():
                   dict(os.environ, MALLOC_MMAP_THRESHOLD_='65536'))
     from vitext.analysis.models import TensorForward, build_model
     from vitext.analysis.timing import interleaved_times, peak_memory_mb
+    from vitext.models.deploy import switch_to_deploy
     model, scope = build_model(args.config, args.checkpoint, args.cfg_options, args.device)
     if args.deploy:
-        for module in model.modules():
-            if hasattr(module, 'switch_to_deploy'):
-                module.switch_to_deploy()
+        switch_to_deploy(model)
     if scope != 'mmseg' and args.mode != ['whole']:
         raise SystemExit('error: --mode slide is for segmentors (mmseg configs) only')
     H, W = args.shape

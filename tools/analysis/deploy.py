@@ -51,12 +51,10 @@ def max_difference(a, b) -> float:
 def main():
     args = parse_args()
     from vitext.analysis.models import TensorForward, build_model
+    from vitext.models.deploy import switch_to_deploy
     model, scope = build_model(args.config, args.checkpoint, args.cfg_options)
     deploy = copy.deepcopy(model)
-    switched = [name for name, m in deploy.named_modules() if hasattr(m, 'switch_to_deploy')]
-    for name, module in deploy.named_modules():
-        if name in switched:
-            module.switch_to_deploy()
+    switched = switch_to_deploy(deploy)
     if not switched:
         print('note: nothing in this model is re-parameterisable; saved as is')
     train_fwd, deploy_fwd = TensorForward(model, scope), TensorForward(deploy, scope)

@@ -16,7 +16,7 @@ from mmengine.analysis import FlopAnalyzer
 from mmengine.analysis.jit_handles import get_shape
 from torch import Tensor, nn
 
-from ..ops.slide import merge_all_shift_convs
+from ..models.deploy import switch_to_deploy
 
 
 def _matmul_flops(inputs, outputs) -> int:
@@ -51,10 +51,10 @@ def count_flops(model: nn.Module, inputs: Tuple[Tensor, ...]) -> int:
 
 
 def deploy_copy(model: nn.Module) -> Optional[nn.Module]:
-    """A re-parameterised copy of ``model`` (slide attention merged), or None when it has no
-    re-parameterisable layer."""
+    """A re-parameterised copy of ``model`` (e.g. slide attention merged), or None when it has
+    no re-parameterisable module."""
     model = copy.deepcopy(model)
-    return model if merge_all_shift_convs(model) else None
+    return model if switch_to_deploy(model) else None
 
 
 class ImageClassifier(nn.Module):

@@ -3,6 +3,8 @@ from mmengine.hooks import Hook
 from mmengine.logging import print_log
 from mmengine.model import is_model_wrapper
 
+from ..models.deploy import switch_to_deploy
+
 
 class SwitchToDeployHook(Hook):
     """Re-parameterise the model for inference before testing (after the checkpoint is loaded):
@@ -15,10 +17,6 @@ class SwitchToDeployHook(Hook):
 
     def before_test(self, runner) -> None:
         model = runner.model.module if is_model_wrapper(runner.model) else runner.model
-        switched = [(name, module) for name, module in model.named_modules()
-                    if hasattr(module, 'switch_to_deploy')]
-        for _, module in switched:
-            module.switch_to_deploy()
-        names = ', '.join(name for name, _ in switched)
+        names = ', '.join(switch_to_deploy(model))
         print_log(f'switched to deploy form: {names or "nothing to switch"}',
                   logger='current')
