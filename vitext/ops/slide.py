@@ -40,12 +40,12 @@ def _check_kernel_size(kernel_size: int) -> None:
         raise ValueError(f'kernel_size must be a positive odd number, got {kernel_size}')
 
 
-def _logits_to_output(q: Tensor, logits: Tensor, rel_pos_bias: Tensor, attn_drop: float,
-                      training: bool) -> Tensor:
-    """Slot logits (B, heads, k^2, H, W) of q.K_n -> attention weights: the position bias added
-    to every key adds bias * sum_d(q_d) to the logit."""
-    B, nh, _, H, W = q.shape
-    logits = logits + rel_pos_bias.view(1, nh, -1, 1, 1) * q.sum(2, keepdim=True)
+def _slot_attention(q: Tensor, logits: Tensor, rel_pos_bias: Tensor, attn_drop: float,
+                    training: bool) -> Tensor:
+    """Slot logits (B, heads, k^2, *spatial) of q.K_n -> attention weights, q being
+    (B, heads, d, *spatial): the position bias added to every key adds bias * sum_d(q_d)."""
+    nh, spatial = q.shape[1], (1,) * (q.dim() - 3)
+    logits = logits + rel_pos_bias.view(1, nh, -1, *spatial) * q.sum(2, keepdim=True)
     return F.dropout(logits.softmax(dim=2), attn_drop, training)
 
 
@@ -97,9 +97,8 @@ def slide_attention(q: Tensor, k: Tensor, v: Tensor, rel_pos_bias: Tensor, kerne
             logits = logits + torch.matmul(mix[:, :, p].t(), qf * shifted(kf, p))
     if slot_bias is not None:
         logits = logits + torch.matmul(slot_bias.t(), qf)
-    logits = logits.view(B, nh, k2, L) + rel_pos_bias.view(1, nh, k2, 1) * qf.view(
-        B, nh, d, L).sum(2, keepdim=True)
-    attn = F.dropout(logits.softmax(dim=2), attn_drop, training).view(N, k2, L)
+    attn = _slot_attention(qf.view(B, nh, d, L), logits.view(B, nh, k2, L), rel_pos_bias,
+                           attn_drop, training).view(N, k2, L)
 
     out = (torch.zeros_like(qf) if slot_bias is None else torch.matmul(slot_bias, attn))
     for p in range(k2):
@@ -123,7 +122,7 @@ def slide_attention_copies(q: Tensor, k: Tensor, v: Tensor, rel_pos_bias: Tensor
         return out.view(B, nh, d, k2, H, W)
 
     logits = (q.unsqueeze(3) * copies(k)).sum(2)
-    attn = _logits_to_output(q, logits, rel_pos_bias, attn_drop, training)
+    attn = _slot_attention(q, logits, rel_pos_bias, attn_drop, training)
     return (attn.unsqueeze(2) * copies(v)).sum(3)
 
 
@@ -216,11 +215,17 @@ class SlideAttention(nn.Module):
 
     switch_to_deploy = merge_shift_convs
 
+    @staticmethod
+    def fold_state_dict(state_dict: dict, prefix: str = '') -> None:
+        """Turn the training-form keys of the layer at ``prefix`` (``shift.*``, ``deform.*``)
+        into deploy-form ``merged.*`` in place, as :meth:`merge_shift_convs` does."""
+        for name in ('weight', 'bias'):
+            state_dict[f'{prefix}merged.{name}'] = (state_dict.pop(f'{prefix}shift.{name}')
+                                                    + state_dict.pop(f'{prefix}deform.{name}'))
+
     def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
         if self.deploy and prefix + 'deform.weight' in state_dict:
-            for name in ('weight', 'bias'):
-                state_dict[f'{prefix}merged.{name}'] = (state_dict.pop(f'{prefix}shift.{name}')
-                                                        + state_dict.pop(f'{prefix}deform.{name}'))
+            self.fold_state_dict(state_dict, prefix)
         elif not self.deploy and prefix + 'merged.weight' in state_dict:
             self.merge_shift_convs()
         elif not self.deploy and prefix + 'shift.weight' in state_dict:

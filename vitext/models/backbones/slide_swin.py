@@ -139,9 +139,7 @@ def slide_attention_layout(state: Dict[str, Tensor], model: nn.Module) -> Dict[s
         if p + 'merged.weight' in out and not module.deploy:
             module.switch_to_deploy()
         elif module.deploy and p + 'deform.weight' in out:
-            for suffix in ('weight', 'bias'):
-                out[f'{p}merged.{suffix}'] = (out.pop(f'{p}shift.{suffix}')
-                                              + out.pop(f'{p}deform.{suffix}'))
+            module.fold_state_dict(out, p)
     return out
 
 
