@@ -5,7 +5,7 @@ existing OpenMMLab environment keeps its torch, mmcv and friends; the exact vers
 the project's machines are pinned in requirements/runtime.txt for tools/setup_env.sh.
 
 The wheel also carries the checkout's ``configs/`` and ``tools/`` under ``vitext/.mim`` (the
-OpenMMLab layout: ``vitext::`` config bases and ``mim train vitext`` find them there).
+OpenMMLab layout; ``vitext::`` config bases are read from there, see vitext/config_scope.py).
 """
 import os
 import os.path as osp
@@ -34,8 +34,8 @@ INSTALL_REQUIRES = [
     f'torch>={ABOUT["TORCH_MIN_VERSION"]}',  # vitext/version.py says why
     # mmseg 1.2.2 and mmdet 3.3.0 refuse mmcv >= 2.2.0; mmcv needs its compiled ops.
     'mmcv>=2.0.0,<2.2.0',
-    # 0.10.6 is the first that imports on torch >= 2.5 (torch's own Adafactor clashed with
-    # mmengine's registration).
+    # before 0.10.6, importing mmengine.optim on torch >= 2.5 with transformers installed fails:
+    # torch's and transformers' Adafactor are registered under one name
     'mmengine>=0.10.6,<1.0.0',
     # the mmseg 1.x API vitext registers into; 1.2.2 is the release vitext is measured with
     'mmsegmentation>=1.2.2,<2.0.0',

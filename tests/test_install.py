@@ -47,14 +47,23 @@ def test_every_package_folder_has_an_init():
     assert not missing, f'folders with modules but no __init__.py (left out of a wheel): {missing}'
 
 
+def checkout_only(folder, names):
+    """What a copy of the checkout leaves out: caches, and at the top its environment, outputs
+    and data (``vitext/data`` is a package)."""
+    left_out = {'__pycache__', '.pytest_cache'}
+    if osp.samefile(folder, ROOT):
+        left_out |= {'.git', '.venv', 'build', 'dist', 'work_dirs', 'data'}
+        left_out |= {n for n in names if n.endswith('.egg-info')}
+    return left_out & set(names)
+
+
 @pytest.fixture(scope='module')
 def wheel(tmp_path_factory):
     """vitext's wheel, built from a copy of the checkout (a build in place would leave build/
     behind, and a stale build/lib could hide a module missing from the checkout)."""
     work = tmp_path_factory.mktemp('wheel')
     source = work / 'src'
-    shutil.copytree(ROOT, source, symlinks=True, ignore=shutil.ignore_patterns(
-        '.git', '.venv', '__pycache__', '*.egg-info', 'build', 'work_dirs', 'data', '.pytest_cache'))
+    shutil.copytree(ROOT, source, symlinks=True, ignore=checkout_only)
     subprocess.run([sys.executable, '-m', 'pip', 'wheel', '-q', '--no-deps', '--no-build-isolation',
                     '--no-index', '-w', str(work / 'dist'), str(source)], check=True)
     (path,) = (work / 'dist').glob('vitext-*.whl')

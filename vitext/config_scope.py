@@ -6,8 +6,8 @@ carries copies of the checkout's ``configs/`` and ``tools/`` under ``vitext/.mim
 checkout has symlinks there. mmengine 0.10 resolves ``pkg::`` only for OpenMMLab's own packages
 (its ``MODULE2PACKAGE`` table), so :func:`install`, called by ``import vitext``, teaches its
 ``Config`` the ``vitext::`` prefix. A config that inherits ``vitext::...`` therefore needs vitext
-imported before it is read: vitext's tools, ``mim train vitext`` and any script that runs
-``import vitext`` first do that; mmseg's/mmdet's own tools/train.py read the config first.
+imported before it is read: vitext's tools and any script that runs ``import vitext`` first do
+that; mmseg's/mmdet's own tools/train.py read the config first.
 
 A ``vitext::`` base is read as if it lay next to the user's config: its objects are built in the
 scope the configs declare (``default_scope = 'mmseg'`` or ``'mmdet'``, where vitext registers its
