@@ -4,6 +4,8 @@ The wheel is built with pip (no build isolation, no network) from a copy of the 
 with ``--no-deps --target`` into a scratch folder, and used from a directory outside the checkout
 with only that folder ahead of the environment's site-packages (which may hold an editable vitext:
 the test asserts the wheel's copy is the one imported)."""
+import importlib
+import importlib.util
 import os
 import os.path as osp
 import re
@@ -227,7 +229,9 @@ def test_offline_installer_keeps_torch_and_builds_mmcv_against_it(wheel, tmp_pat
     """The commands tools/gpu/install_offline.sh would run against this environment (dry run: the
     real run builds mmcv for minutes)."""
     import torch
-    import torchvision
+    pinned = f'torch=={torch.__version__}'
+    if importlib.util.find_spec('torchvision'):
+        pinned += f' torchvision=={importlib.import_module("torchvision").__version__}'
     bundle = tmp_path / 'bundle'
     bundle.mkdir()
     shutil.copy(wheel, bundle)
@@ -236,8 +240,7 @@ def test_offline_installer_keeps_torch_and_builds_mmcv_against_it(wheel, tmp_pat
 
     result = run_offline_installer(bundle, '--rebuild-mmcv')
     assert result.returncode == 0, result.stdout + result.stderr
-    assert (f'constraints: torch=={torch.__version__} torchvision=={torchvision.__version__}'
-            in result.stdout)
+    assert f'constraints: {pinned}\n' in result.stdout
     commands = [line for line in result.stdout.splitlines() if line.startswith('+ ')]
     assert len(commands) == 3, commands
     for command in commands:

@@ -73,7 +73,7 @@ trap 'rm -rf "$TMP"' EXIT
 CONSTRAINTS="$TMP/keep-torch.txt"
 echo "torch==$TORCH_VERSION" > "$CONSTRAINTS"
 [ "$TORCHVISION_VERSION" = - ] || echo "torchvision==$TORCHVISION_VERSION" >> "$CONSTRAINTS"
-log "constraints: $(tr '\n' ' ' < "$CONSTRAINTS")"
+log "constraints: $(paste -sd' ' "$CONSTRAINTS")"
 PIP=("$PY" -m pip install --no-index --find-links "$DIR" -c "$CONSTRAINTS")
 
 REQUIREMENTS="$DIR/requirements.txt"
