@@ -1,35 +1,87 @@
+"""vitext's package metadata.
+
+``install_requires`` states the ranges vitext works with, so that installing vitext into an
+existing OpenMMLab environment keeps its torch, mmcv and friends; the exact versions measured on
+the project's machines are pinned in requirements/runtime.txt for tools/setup_env.sh.
+
+The wheel also carries the checkout's ``configs/`` and ``tools/`` under ``vitext/.mim`` (the
+OpenMMLab layout; ``vitext::`` config bases are read from there, see vitext/config_scope.py).
+"""
+import os
 import os.path as osp
+import shutil
 
 from setuptools import find_packages, setup
+from setuptools.command.build_py import build_py
+
+ROOT = osp.dirname(osp.abspath(__file__))
+# Checkout folders copied into vitext/.mim of the wheel, without what only serves the checkout.
+MIM_FOLDERS = ('configs', 'tools')
+MIM_IGNORE = shutil.ignore_patterns('__pycache__', '*.pyc', 'setup_env.sh', 'run_tests.sh',
+                                    'demo.sh', 'gpu')
 
 
-def read_requirements(name):
-    """Requirements of requirements/<name>.txt, without comments; mmcv is built by
-    tools/setup_env.sh and torch/torchvision come from the registry, so neither is forced
-    here beyond what requirements/runtime.txt pins."""
-    path = osp.join(osp.dirname(__file__), 'requirements', name)
-    with open(path) as f:
-        lines = [line.split('#')[0].strip() for line in f]
-    return [line for line in lines if line]
-
-
-def read_version():
+def read_about():
     scope = {}
-    with open(osp.join(osp.dirname(__file__), 'vitext', 'version.py')) as f:
+    with open(osp.join(ROOT, 'vitext', 'version.py')) as f:
         exec(f.read(), scope)
-    return scope['__version__']
+    return scope
+
+
+ABOUT = read_about()
+
+INSTALL_REQUIRES = [
+    f'torch>={ABOUT["TORCH_MIN_VERSION"]}',  # vitext/version.py says why
+    # mmseg 1.2.2 and mmdet 3.3.0 refuse mmcv >= 2.2.0; mmcv needs its compiled ops.
+    'mmcv>=2.0.0,<2.2.0',
+    # before 0.10.6, importing mmengine.optim on torch >= 2.5 with transformers installed fails:
+    # torch's and transformers' Adafactor are registered under one name
+    'mmengine>=0.10.6,<1.0.0',
+    # the mmseg 1.x API vitext registers into; 1.2.2 is the release vitext is measured with
+    'mmsegmentation>=1.2.2,<2.0.0',
+    'ftfy', 'regex',  # imported by mmseg 1.2.2 unconditionally, not declared by it
+    # mmengine resolves mmseg::/mmdet:: config bases (vitext's configs use them) with
+    # pkg_resources, which setuptools 82 removed
+    'setuptools<82',
+    'numpy', 'scipy', 'matplotlib',
+    'safetensors',  # .safetensors checkpoints
+]
+EXTRAS_REQUIRE = {
+    'det': ['mmdet>=3.3.0,<4.0.0'],  # detection configs (Mask R-CNN, RetinaNet, Cascade)
+    'tests': ['mmdet>=3.3.0,<4.0.0', 'timm>=1.0', 'onnx', 'onnxruntime', 'pytest',
+              'pytest-timeout'],
+}
+
+
+class BuildPyWithMim(build_py):
+    """build_py that also copies :data:`MIM_FOLDERS` into ``vitext/.mim`` of the build. An
+    editable install reads the checkout, whose vitext/.mim holds symlinks to them."""
+
+    def run(self):
+        super().run()
+        if getattr(self, 'editable_mode', False):
+            return
+        mim = osp.join(self.build_lib, 'vitext', '.mim')
+        for name in MIM_FOLDERS:
+            target = osp.join(mim, name)
+            if osp.islink(target) or osp.isfile(target):
+                os.remove(target)
+            elif osp.isdir(target):
+                shutil.rmtree(target)
+            shutil.copytree(osp.join(ROOT, name), target, ignore=MIM_IGNORE)
 
 
 setup(
     name='vitext',
-    version=read_version(),
+    version=ABOUT['__version__'],
     description='Efficient vision-transformer backbones (AFT, Slide-Transformer, Context '
     'Broadcasting) for OpenMMLab dense prediction',
-    long_description=open('README.md').read() if osp.exists('README.md') else '',
+    long_description=open(osp.join(ROOT, 'README.md')).read(),
     long_description_content_type='text/markdown',
-    packages=find_packages(exclude=('tests', 'tests.*', 'configs', 'tools', 'benchmarks')),
+    packages=find_packages(include=('vitext', 'vitext.*')),
+    cmdclass={'build_py': BuildPyWithMim},
     python_requires='>=3.10',
-    install_requires=read_requirements('runtime.txt') + ['mmcv==2.1.0'],
-    extras_require={'tests': read_requirements('tests.txt')},
+    install_requires=INSTALL_REQUIRES,
+    extras_require=EXTRAS_REQUIRE,
     zip_safe=False,
 )

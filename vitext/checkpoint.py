@@ -13,6 +13,7 @@ replaces mmengine's loader for local files with one that
 vitext's tools, under mmseg's/mmdet's own tools through ``custom_imports``, and for
 ``mmengine.runner.CheckpointLoader`` used directly.
 """
+import codecs
 import os.path as osp
 import pickle
 import re
@@ -41,6 +42,13 @@ def _history_buffer_getattr(obj: Any, name: str) -> Any:
         f'{name!r}) is not allowed')
 
 
+# torch's allow-list keys a plain function by its ``__module__`` and ``__name__`` (torch 2.4) or
+# ``__qualname__`` (newer); torch 2.4 takes no explicit ``(function, 'module.name')`` pairs, so
+# the substitute carries the name of the global it stands in for.
+_history_buffer_getattr.__module__ = 'builtins'
+_history_buffer_getattr.__name__ = _history_buffer_getattr.__qualname__ = 'getattr'
+
+
 def mmengine_safe_globals() -> List[Any]:
     """The exact non-tensor types mmengine writes into its checkpoints.
 
@@ -54,13 +62,15 @@ def mmengine_safe_globals() -> List[Any]:
         np.core.multiarray.scalar,  # how a numpy scalar is rebuilt
         np.ndarray,
         np.dtype,
+        # the bytes of arrays and scalars at pickle protocol 2 (torch allows it itself from 2.5)
+        codecs.encode,
     ]
     # numpy >= 1.25 pickles a dtype through its concrete class (e.g. numpy.dtypes.Float64DType).
     if hasattr(np, 'dtypes'):
         numpy_types += [type(np.dtype(name)) for name in (
             'bool', 'int8', 'int16', 'int32', 'int64', 'uint8', 'uint16', 'uint32', 'uint64',
             'float16', 'float32', 'float64')]
-    return [HistoryBuffer, (_history_buffer_getattr, 'builtins.getattr')] + numpy_types
+    return [HistoryBuffer, _history_buffer_getattr] + numpy_types
 
 
 def _refused_global(err: Exception) -> Optional[str]:

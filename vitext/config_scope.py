@@ -1,0 +1,63 @@
+"""The ``vitext::`` config scope: the configs shipped inside the package, usable as bases.
+
+OpenMMLab packages ship their configs under ``<package>/.mim/configs`` and a user's config
+inherits one with ``_base_ = ['mmseg::path/in/configs.py']``. vitext does the same: a built wheel
+carries copies of the checkout's ``configs/`` and ``tools/`` under ``vitext/.mim`` (setup.py), the
+checkout has symlinks there. mmengine 0.10 resolves ``pkg::`` only for OpenMMLab's own packages
+(its ``MODULE2PACKAGE`` table), so :func:`install`, called by ``import vitext``, teaches its
+``Config`` the ``vitext::`` prefix. A config that inherits ``vitext::...`` therefore needs vitext
+imported before it is read: vitext's tools and any script that runs ``import vitext`` first do
+that; mmseg's/mmdet's own tools/train.py read the config first.
+
+A ``vitext::`` base is read as if it lay next to the user's config: its objects are built in the
+scope the configs declare (``default_scope = 'mmseg'`` or ``'mmdet'``, where vitext registers its
+modules), not tagged ``_scope_='vitext'`` as mmengine tags an ``mmseg::`` base's objects, since
+vitext has no registries of its own.
+"""
+import difflib
+import os
+import os.path as osp
+
+PREFIX = 'vitext::'
+MIM_ROOT = osp.join(osp.dirname(osp.abspath(__file__)), '.mim')
+CONFIG_ROOT = osp.join(MIM_ROOT, 'configs')
+
+
+def config_path(name: str) -> str:
+    """Absolute path of the packaged config ``name``, e.g.
+    ``'vitext::slide/upernet_slide-swin-t_8xb2-160k_ade20k-512x512.py'`` (prefix optional).
+
+    Raises:
+        FileNotFoundError: no such config; the message names the closest packaged ones.
+    """
+    relative = name[len(PREFIX):] if name.startswith(PREFIX) else name
+    path = osp.join(CONFIG_ROOT, relative)
+    if osp.isfile(path):
+        return path
+    if not osp.isdir(CONFIG_ROOT):
+        raise FileNotFoundError(f'{name!r}: this vitext has no packaged configs ({CONFIG_ROOT} is '
+                                'missing; reinstall vitext from a wheel or a full checkout)')
+    known = [osp.relpath(osp.join(root, f), CONFIG_ROOT)
+             for root, _, files in os.walk(CONFIG_ROOT, followlinks=True)
+             for f in files if f.endswith('.py')]
+    close = difflib.get_close_matches(relative, known, n=3, cutoff=0.5)
+    hint = f'; closest: {", ".join(PREFIX + c for c in close)}' if close else ''
+    raise FileNotFoundError(f'{name!r}: no such vitext config under {CONFIG_ROOT}{hint}')
+
+
+def install() -> None:
+    """Make mmengine's ``Config`` resolve ``vitext::`` bases through :func:`config_path`.
+    Idempotent; other scopes keep mmengine's own resolution."""
+    from mmengine.config import Config
+
+    resolve = Config._get_cfg_path
+    if getattr(resolve, 'resolves_vitext', False):
+        return
+
+    def get_cfg_path(cfg_path, filename):
+        if cfg_path.startswith(PREFIX):
+            return config_path(cfg_path), None  # scope None: read as a local base
+        return resolve(cfg_path, filename)
+
+    get_cfg_path.resolves_vitext = True
+    Config._get_cfg_path = staticmethod(get_cfg_path)
