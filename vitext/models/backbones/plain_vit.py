@@ -85,7 +85,8 @@ class PlainViT(VitextBackbone):
         self.pos_embed = nn.Parameter(torch.zeros(1, tokens, embed_dims)) if pos_embed else None
         self.pos_drop = nn.Dropout(drop_rate)
         self.norm = nn.LayerNorm(embed_dims, eps=1e-6) if final_norm else None
-        self.pyramid = ViTFeaturePyramid(embed_dims, pyramid_norm_cfg) if out_pyramid else None
+        self.pyramid = (ViTFeaturePyramid(embed_dims=embed_dims, norm_cfg=pyramid_norm_cfg)
+                        if out_pyramid else None)
 
     def init_own_weights(self) -> None:
         if self.pos_embed is not None:
