@@ -31,7 +31,7 @@ def explicit_gb(side: int, which: str) -> float:
 
 
 def make_pass(layer_name: str, which: str, side: int, device: str):
-    from vitext.models.layers.vit import Attention
+    from vitext.models.layers import Attention
     from vitext.ops.aft import AFTConv
     torch.manual_seed(0)
     if layer_name == 'aft_conv':

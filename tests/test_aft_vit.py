@@ -1,4 +1,5 @@
-"""AFTViT backbone: paper parameter counts, any input size, weights, pyramid."""
+"""AFTViT backbone: paper parameter counts, any input size, weights, pyramid, layer depths
+(with_cp, round trips: tests/test_models.py)."""
 import pytest
 import torch
 
@@ -79,16 +80,6 @@ def test_classification_checkpoint_loads(tmp_path):
         other.init_weights()
 
 
-def test_with_cp_same_result():
-    torch.manual_seed(0)
-    a = AFTViT(MINI, num_heads=4, kernel_size=3, out_indices=QUAD)
-    b = AFTViT(MINI, num_heads=4, kernel_size=3, out_indices=QUAD, with_cp=True)
-    b.load_state_dict(a.state_dict())
-    x = torch.randn(1, 3, 32, 32)
-    for oa, ob in zip(a(x), b(x)):
-        torch.testing.assert_close(oa, ob)
-
-
 def test_bad_arguments():
     with pytest.raises(ValueError, match="attn_type='softmax' is not one of"):
         AFTViT(MINI, attn_type='softmax')
@@ -98,3 +89,11 @@ def test_bad_arguments():
         AFTViT(MINI, num_heads=4, kernel_size=4, out_indices=QUAD)
     with pytest.raises(ValueError, match='not divisible by num_heads 5'):
         AFTViT(MINI, num_heads=5, out_indices=QUAD)
+
+
+def test_layer_depths_without_class_token():
+    model = AFTViT(MINI, num_heads=4, kernel_size=3, out_indices=QUAD)
+    assert model.get_layer_depth('patch_embed.proj.bias') == (0, 6)
+    assert model.get_layer_depth('blocks.0.attn.k.weight') == (1, 6)
+    assert model.get_layer_depth('blocks.3.attn.pos_weight') == (4, 6)
+    assert model.get_layer_depth('pyramid.fpn2.weight') == (5, 6)

@@ -1,4 +1,5 @@
-"""CBViT: timm cross-check, CB placement, pyramid, weights, layer-wise lr decay."""
+"""CBViT: timm cross-check, CB placement, pyramid, weights, layer depths and layer-wise lr decay
+(with_cp, round trips: tests/test_models.py)."""
 import pytest
 import timm
 import torch
@@ -160,21 +161,6 @@ def test_attention_maps_leave_output_unchanged():
                                    rtol=1e-5, atol=1e-6)
 
 
-def test_activation_checkpointing_same_output_and_grads():
-    torch.manual_seed(0)
-    a = CBViT(MINI, cb_mode='cbs', out_indices=QUAD, with_cp=False)
-    b = CBViT(MINI, cb_mode='cbs', out_indices=QUAD, with_cp=True)
-    b.load_state_dict(a.state_dict())
-    x = torch.randn(2, 3, 32, 32)
-    outs_a, outs_b = a(x), b(x)
-    for oa, ob in zip(outs_a, outs_b):
-        torch.testing.assert_close(oa, ob)
-    sum(o.sum() for o in outs_a).backward()
-    sum(o.sum() for o in outs_b).backward()
-    for (name, pa), pb in zip(a.named_parameters(), b.parameters()):
-        torch.testing.assert_close(pa.grad, pb.grad, msg=name)
-
-
 def test_bad_arguments():
     with pytest.raises(ValueError, match="arch 'huge' is not one of"):
         CBViT('huge')
@@ -215,3 +201,34 @@ def test_layer_decay_constructor():
     assert lr_of['decode_head.conv_seg.weight'] == 1.0
     n_params = sum(1 for p in model.parameters() if p.requires_grad)
     assert sum(len(g['params']) for g in groups.values()) == n_params
+
+
+def test_layer_depths():
+    """mmpretrain's ViT convention: stem 0, block i i + 1, final norm / pyramid last."""
+    model = CBViT('small', final_norm=True)
+    depth = lambda name: model.get_layer_depth('backbone.' + name, 'backbone.')  # noqa: E731
+    for name in ('cls_token', 'pos_embed', 'patch_embed.proj.weight'):
+        assert depth(name) == (0, 14)
+    assert depth('blocks.0.norm1.weight') == (1, 14)
+    assert depth('blocks.11.mlp.fc2.bias') == (12, 14)
+    assert depth('norm.weight') == (13, 14)
+    assert depth('pyramid.fpn1.0.weight') == (13, 14)
+    assert model.get_layer_depth('decode_head.conv_seg.weight', 'backbone.') == (13, 14)
+
+
+def test_layer_decay_needs_num_layers_without_backbone_depths():
+    from mmengine.optim import build_optim_wrapper
+    from mmengine.registry import DefaultScope
+    from mmseg.registry import MODELS
+    with DefaultScope.overwrite_default_scope('mmseg'):
+        model = MODELS.build(dict(
+            type='EncoderDecoder', backbone=dict(type='ResNetV1c', depth=18, num_stages=1,
+                                                 out_indices=(0,), strides=(1,), dilations=(1,)),
+            decode_head=dict(type='FCNHead', in_channels=64, channels=8, num_convs=1,
+                             num_classes=3)))
+        with pytest.raises(KeyError, match='ResNetV1c has no get_layer_depth, so '
+                                           'paramwise_cfg.num_layers'):
+            build_optim_wrapper(model, dict(
+                type='OptimWrapper', optimizer=dict(type='AdamW', lr=1.0),
+                constructor='ViTLayerDecayOptimizerConstructor',
+                paramwise_cfg=dict(layer_decay_rate=0.5)))

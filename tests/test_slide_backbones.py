@@ -1,5 +1,9 @@
-"""Slide-Swin and Slide-PVT: paper sizes (params, FLOPs), any input size, train == deploy,
-public-code and PVT-v1 checkpoints, frozen stages, activation checkpointing."""
+"""Slide-Swin and Slide-PVT: paper sizes (params, FLOPs), exact output sizes, public-code and
+PVT-v1 checkpoints (PVT-v1 checked against mmdet's PyramidVisionTransformer), frozen stages,
+layer depths and layer-wise lr decay. The contract every backbone keeps (with_cp, deploy form,
+round trips) is tests/test_models.py."""
+import re
+
 import pytest
 import torch
 
@@ -46,21 +50,6 @@ def test_any_input_size_four_strides(cls, mini, size):
     assert len(outs) == 4
     for out, stride, ch in zip(outs, (4, 8, 16, 32), model.num_features):
         assert out.shape == (2, ch, -(-size[0] // stride), -(-size[1] // stride))
-
-
-@pytest.mark.parametrize('cls,mini', [(SlideSwinTransformer, SWIN_MINI), (SlidePVT, PVT_MINI)])
-def test_train_form_equals_deploy_form(cls, mini):
-    torch.manual_seed(0)
-    model = cls(mini).eval()
-    model.init_weights()
-    x = torch.randn(2, 3, 61, 50)
-    with torch.no_grad():
-        train_outs = model(x)
-        model.switch_to_deploy()
-        assert all(m.deploy for m in model.modules() if isinstance(m, SlideAttention))
-        deploy_outs = model(x)
-    for a, b in zip(train_outs, deploy_outs):
-        assert (a - b).abs().max() < 1e-5
 
 
 def to_public_layout(model: SlideSwinTransformer):
@@ -136,45 +125,244 @@ def test_deploy_checkpoint_switches_model_and_mismatch_is_listed(tmp_path):
         other.init_weights()
 
 
-def test_pvt_v1_checkpoint_with_class_token_loads(tmp_path):
-    """PVT-v1 classification layout: a class token and its slot first in pos_embed4, tables
-    for 224 px; vitext resizes them to its own grid (here 128 px)."""
-    source = SlidePVT(PVT_MINI)
-    state = source.state_dict()
-    state['cls_token'] = torch.zeros(1, 1, 64)
-    state['pos_embed4'] = torch.cat([torch.zeros(1, 1, 64), state['pos_embed4']], dim=1)
-    state['head.weight'] = torch.zeros(1000, 64)
-    path = tmp_path / 'pvt.pth'
-    torch.save(state, path)
-    model = SlidePVT(PVT_MINI, img_size=128,
-                     init_cfg=dict(type='Pretrained', checkpoint=str(path)))
+PVT_V1_MINI = dict(depths=(2, 1, 2, 1), embed_dims=(8, 16, 40, 64), num_heads=(1, 2, 5, 8))
+
+
+def mmdet_pvt_v1():
+    """mmdet's PyramidVisionTransformer (PVT-v1: absolute position tables, plain FFN, no stage
+    norms) at PVT_V1_MINI's widths, random weights everywhere."""
+    from mmdet.models.backbones.pvt import PyramidVisionTransformer
+    torch.manual_seed(0)
+    model = PyramidVisionTransformer(
+        pretrain_img_size=224, embed_dims=8, num_layers=list(PVT_V1_MINI['depths']),
+        num_heads=list(PVT_V1_MINI['num_heads']), drop_path_rate=0.)
+    with torch.no_grad():  # O(1) activations: weights at 1/sqrt(fan-in), norms near 1
+        for name, p in model.named_parameters():
+            if re.search(r'norm\d?\.weight$', name):
+                p.normal_(1, 0.1)
+            elif 'pos_embed' in name or p.dim() == 1:
+                p.normal_(0, 0.1)
+            else:
+                p.normal_(0, p[0].numel() ** -0.5)
+    # mmdet builds two LayerNorms with eps 1e-6 where the public code (and vitext) use
+    # PyTorch's default 1e-5: the patch embeddings' and the spatial reduction's.
+    for name, module in model.named_modules():
+        if isinstance(module, torch.nn.LayerNorm) and re.search(r'\.0\.norm$|attn\.norm$', name):
+            module.eps = 1e-5
+    return model.eval()
+
+
+def to_pvt_v1_public(mmdet_state):
+    """mmdet PVT state dict -> the public PVT-v1 classification layout (``pvt_tiny.pth``:
+    ``patch_embed1.proj``, ``pos_embed1``, ``block1.0.attn.q``/``kv``/``sr``/``norm``,
+    ``mlp.fc1``, final ``norm``, ``cls_token`` with its slot first in ``pos_embed4``, ``head``),
+    written as the inverse of mmdet's ``pvt_convert``."""
+    public = {}
+    for key, value in mmdet_state.items():
+        stage, part, rest = re.match(r'layers\.(\d)\.(\d)\.(.*)', key).groups()
+        s = int(stage) + 1
+        if part == '0':
+            public[f'patch_embed{s}.' + rest.replace('projection.', 'proj.')] = value
+            continue
+        index, rest = rest.split('.', 1)
+        if index == '0':  # the position table comes first in mmdet's block list
+            public[f'pos_embed{s}'] = value
+            continue
+        p = f'block{s}.{int(index) - 1}.'
+        suffix = rest.rsplit('.', 1)[-1].replace('in_proj_', '')
+        if rest.startswith('attn.attn.in_proj_'):
+            q_rows = value.shape[0] // 3
+            public[p + f'attn.q.{suffix}'] = value[:q_rows]
+            public[p + f'attn.kv.{suffix}'] = value[q_rows:]
+        elif rest.startswith('attn.attn.out_proj.'):
+            public[p + f'attn.proj.{suffix}'] = value
+        elif rest.startswith('ffn.layers.'):
+            fc = {'0': 'fc1', '3': 'fc2'}[rest.split('.')[2]]
+            public[p + f'mlp.{fc}.{suffix}'] = value.flatten(1) if suffix == 'weight' else value
+        else:
+            public[p + rest] = value
+    dim = public['pos_embed4'].shape[-1]
+    public['cls_token'] = torch.randn(1, 1, dim)
+    public['pos_embed4'] = torch.cat([torch.randn(1, 1, dim), public['pos_embed4']], dim=1)
+    public['norm.weight'], public['norm.bias'] = torch.rand(dim) + 0.5, torch.randn(dim)
+    public['head.weight'], public['head.bias'] = torch.randn(1000, dim), torch.zeros(1000)
+    return public
+
+
+@pytest.fixture(scope='module')
+def pvt_v1(tmp_path_factory):
+    """(mmdet model, path of the same weights saved in the public PVT-v1 layout)."""
+    from mmdet.models.backbones.pvt import pvt_convert
+    reference = mmdet_pvt_v1()
+    state = reference.state_dict()
+    public = to_pvt_v1_public(state)
+    # The layout is the one mmdet converts from: its own converter gives the model back.
+    converted = pvt_convert(public)
+    assert converted.keys() == state.keys()
+    for key, value in state.items():
+        torch.testing.assert_close(converted[key].reshape(value.shape), value, rtol=0, atol=0)
+    path = tmp_path_factory.mktemp('pvt') / 'pvt_v1_tiny.pth'
+    torch.save({'model': public}, path)
+    return reference, str(path)
+
+
+def load_slide_pvt(path, **kwargs):
+    model = SlidePVT(PVT_V1_MINI, drop_path_rate=0., **kwargs,
+                     init_cfg=dict(type='Pretrained', checkpoint=path))
     model.init_weights()
-    assert model.pos_embed1.shape == (1, 32 * 32, 16)
+    return model.eval()
+
+
+def test_pvt_v1_weights_reproduce_mmdet_pvt(pvt_v1):
+    """With SR attention in every stage, Slide-PVT on PVT-v1 weights is mmdet's PVT-v1
+    (plus the classifier's final norm on the last map)."""
+    reference, path = pvt_v1
+    model = load_slide_pvt(path, num_slide_stages=0)
+    x = torch.randn(2, 3, 64, 96)  # multiples of 32: no padding before any reduction
+    with torch.no_grad():
+        ours, theirs = model(x), reference(x)
+        last = model.norm(theirs[3].permute(0, 2, 3, 1)).permute(0, 3, 1, 2)
+    for a, b in zip(ours, (*theirs[:3], last)):
+        torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-5)
+
+
+def test_pvt_v1_weights_into_slide_stages(pvt_v1):
+    """Default Slide-PVT (slide attention in stages 1-2): q and kv become qkv, sr/norm are
+    dropped, the slide-only tensors keep their init and are listed; stages 3-4 compute what
+    PVT-v1's stages 3-4 compute on the same input."""
+    reference, path = pvt_v1
+    torch.manual_seed(3)
+    with pytest.warns(UserWarning, match='keep their initialisation') as record:
+        model = load_slide_pvt(path)
+    message = next(str(w.message) for w in record if 'initialisation' in str(w.message))
+    listed = re.search(r'initialisation: (.*); all', message).group(1).split(', ')
+    slide_only = ('shift.weight', 'shift.bias', 'deform.weight', 'deform.bias',
+                  'relative_position_bias_table')
+    assert sorted(listed) == sorted(f'block{s}.{j}.attn.{t}' for s, depth in ((1, 2), (2, 1))
+                                    for j in range(depth) for t in slide_only)
+    public = torch.load(path, weights_only=True)['model']
+    for s in (1, 2):
+        attn = getattr(model, f'block{s}')[0].attn
+        q, kv = public[f'block{s}.0.attn.q.weight'], public[f'block{s}.0.attn.kv.weight']
+        torch.testing.assert_close(attn.qkv.weight, torch.cat([q, kv]), rtol=0, atol=0)
+        # ... which is the layout the slide attention reads: q, k, v per head as PVT-v1 has
+        # them, checked through the Im2Col reference of slide attention.
+        from vitext.ops import slide_attention_unfold
+        B, H, W, C = 1, 5, 6, attn.qkv.in_features
+        nh, d = attn.num_heads, attn.head_dim
+        x = torch.randn(B, H, W, C)
+        to_heads = lambda t: t.view(B, H, W, nh, d).permute(0, 3, 4, 1, 2)  # noqa: E731
+        k, v = torch.nn.functional.linear(x, kv, public[f'block{s}.0.attn.kv.bias']).chunk(2, -1)
+        q = torch.nn.functional.linear(x, q, public[f'block{s}.0.attn.q.bias'])
+        y = slide_attention_unfold(to_heads(q) * d ** -0.5, to_heads(k), to_heads(v),
+                                   attn.relative_position_bias_table, attn.kernel_size,
+                                   [(attn.shift.weight, attn.shift.bias),
+                                    (attn.deform.weight, attn.deform.bias)])
+        expected = attn.proj(y.reshape(B, C, H, W).permute(0, 2, 3, 1))
+        with torch.no_grad():
+            torch.testing.assert_close(attn(x), expected, rtol=1e-4, atol=1e-5)
+    for stage_input in (torch.randn(2, 16, 28, 28), torch.randn(1, 16, 16, 20)):
+        with torch.no_grad():
+            x3 = stage_input
+            for i in (2, 3):
+                embed, blocks, _ = reference.layers[i]
+                tokens, hw = embed(x3)
+                for block in blocks:
+                    tokens = block(tokens, hw)
+                theirs = tokens.transpose(1, 2).reshape(x3.shape[0], -1, *hw)
+                ours = model.forward_stage(i, x3).permute(0, 3, 1, 2)
+                torch.testing.assert_close(ours, theirs, rtol=1e-4, atol=1e-5)
+                x3 = theirs
+
+
+def test_pvt_v1_position_tables_resized_and_mismatch_listed(pvt_v1):
+    _, path = pvt_v1
+    with pytest.warns(UserWarning):
+        model = load_slide_pvt(path, img_size=128)
+    assert model.pos_embed1.shape == (1, 32 * 32, 8)
     assert model.pos_embed4.shape == (1, 4 * 4, 64)
+    other = SlidePVT(dict(PVT_V1_MINI, depths=(2, 2, 2, 2)),
+                     init_cfg=dict(type='Pretrained', checkpoint=path))
+    with pytest.raises(CheckpointMismatchError, match=r'missing in checkpoint: block2\.1\.'):
+        with pytest.warns(UserWarning):
+            other.init_weights()
 
 
-def test_frozen_stages_and_activation_checkpointing():
+def test_frozen_stages():
     model = SlideSwinTransformer(SWIN_MINI, frozen_stages=1).train()
     assert not any(p.requires_grad for p in model.patch_embed.parameters())
     assert not any(p.requires_grad for p in model.layers[0].parameters())
     assert model.layers[0].training is False and model.layers[1].training
     assert model.layers[1].blocks[0].attn.deform.weight.requires_grad
-    torch.manual_seed(0)
-    x = torch.randn(2, 3, 64, 64)
-    grads = []
-    for with_cp in (False, True):
-        torch.manual_seed(1)
-        net = SlideSwinTransformer(SWIN_MINI, with_cp=with_cp, drop_path_rate=0.).train()
-        sum(o.sum() for o in net(x)).backward()
-        grads.append(net.layers[0].blocks[0].attn.deform.weight.grad)
-    torch.testing.assert_close(grads[0], grads[1])
 
 
-def test_bad_arch_and_indices():
+def test_bad_arch():
     with pytest.raises(ValueError, match="arch 'huge' is not one of"):
         SlideSwinTransformer('huge')
-    with pytest.raises(ValueError, match='out_indices'):
-        SlidePVT('tiny', out_indices=(4,))
+    with pytest.raises(ValueError, match='stage 2: embed_dims 40 is not divisible by num_heads 3'):
+        SlidePVT(dict(PVT_MINI, num_heads=(1, 2, 3, 4)))
+
+
+def test_layer_depths():
+    """Swin's convention (mmpretrain): patch embedding 0, blocks 1..12 through the stages,
+    patch merging with the last block before it, output norms and heads last (13)."""
+    swin = SlideSwinTransformer('tiny')
+    depth = lambda name: swin.get_layer_depth('backbone.' + name, 'backbone.')  # noqa: E731
+    assert depth('patch_embed.proj.weight') == (0, 14)
+    assert depth('layers.0.blocks.0.attn.qkv.weight') == (1, 14)
+    assert depth('layers.0.downsample.reduction.weight') == (2, 14)
+    assert depth('layers.1.blocks.0.norm1.weight') == (3, 14)
+    assert depth('layers.2.blocks.5.mlp.fc2.bias') == (10, 14)
+    assert depth('layers.3.blocks.1.attn.proj.weight') == (12, 14)
+    assert depth('out_norms.3.weight') == (13, 14)
+    assert swin.get_layer_depth('decode_head.conv_seg.weight', 'backbone.') == (13, 14)
+    pvt = SlidePVT('small')  # depths 3, 4, 6, 3
+    assert pvt.get_layer_depth('pos_embed1') == (0, 18)
+    assert pvt.get_layer_depth('patch_embed1.proj.weight') == (0, 18)
+    assert pvt.get_layer_depth('block1.0.attn.qkv.weight') == (1, 18)
+    assert pvt.get_layer_depth('patch_embed2.norm.bias') == (3, 18)
+    assert pvt.get_layer_depth('pos_embed3') == (7, 18)
+    assert pvt.get_layer_depth('block3.5.attn.sr.weight') == (13, 18)
+    assert pvt.get_layer_depth('block4.2.mlp.fc1.weight') == (16, 18)
+    assert pvt.get_layer_depth('norm.weight') == (17, 18)
+
+
+def test_layer_decay_constructor_for_slide_swin():
+    from mmengine.optim import build_optim_wrapper
+    from mmengine.registry import DefaultScope
+    from mmseg.registry import MODELS
+    with DefaultScope.overwrite_default_scope('mmseg'):
+        model = MODELS.build(dict(
+            type='EncoderDecoder', backbone=dict(type='SlideSwinTransformer', arch=SWIN_MINI),
+            decode_head=dict(type='FCNHead', in_channels=128, channels=8, num_convs=1,
+                             num_classes=3, in_index=3)))
+        wrapper = build_optim_wrapper(model, dict(
+            type='OptimWrapper', optimizer=dict(type='AdamW', lr=1.0, weight_decay=0.05),
+            constructor='ViTLayerDecayOptimizerConstructor',
+            paramwise_cfg=dict(layer_decay_rate=0.5)))
+    groups = wrapper.optimizer.param_groups
+    lr_of = {name: g['lr'] for g in groups for name in g['param_names']}
+    wd_of = {name: g['weight_decay'] for g in groups for name in g['param_names']}
+    # SWIN_MINI: 6 blocks -> depths 0..7, lr = 0.5 ** (7 - depth)
+    assert lr_of['backbone.patch_embed.proj.weight'] == 0.5 ** 7
+    assert lr_of['backbone.layers.0.blocks.0.attn.qkv.weight'] == 0.5 ** 6
+    assert lr_of['backbone.layers.0.downsample.reduction.weight'] == 0.5 ** 6
+    assert lr_of['backbone.layers.1.blocks.1.mlp.fc1.weight'] == 0.5 ** 4
+    assert lr_of['backbone.layers.3.blocks.0.attn.proj.weight'] == 0.5 ** 1
+    assert lr_of['backbone.out_norms.3.weight'] == 1.0
+    assert lr_of['decode_head.conv_seg.weight'] == 1.0
+    assert wd_of['backbone.layers.2.blocks.0.attn.relative_position_bias_table'] == 0
+    assert wd_of['backbone.layers.0.blocks.0.attn.relative_position_bias_table'] == 0
+    assert wd_of['backbone.layers.0.blocks.0.attn.deform.weight'] == 0.05
+    assert wd_of['backbone.layers.0.blocks.0.norm1.weight'] == 0
+    trainable = [p for p in model.parameters() if p.requires_grad]
+    assert sum(len(g['params']) for g in groups) == len(trainable)
+    with pytest.raises(ValueError, match='num_layers=12 but SlideSwinTransformer has 6 blocks'):
+        with DefaultScope.overwrite_default_scope('mmseg'):
+            build_optim_wrapper(model, dict(
+                type='OptimWrapper', optimizer=dict(type='AdamW', lr=1.0),
+                constructor='ViTLayerDecayOptimizerConstructor',
+                paramwise_cfg=dict(num_layers=12, layer_decay_rate=0.5)))
 
 
 @pytest.mark.parametrize('config,paper_m', [

@@ -24,6 +24,11 @@ def _shared_modules() -> List[Tuple[str, type]]:
             ('TRANSFORMS', CentreOcclusion), ('TRANSFORMS', CommonCorruption)]
 
 
+def vitext_backbones() -> List[type]:
+    """Every backbone class vitext registers (tests/test_models.py holds each to one contract)."""
+    return [cls for registry_name, cls in _shared_modules() if registry_name == 'MODELS']
+
+
 def _segmentation_extras() -> List[Tuple[str, type]]:
     from .data.transforms import LoadSegAnnotations
     from .evaluation.metrics import PerClassIoUMetric

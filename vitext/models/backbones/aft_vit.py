@@ -1,13 +1,14 @@
 """AFT-ViT: DeiT's architecture with attention replaced by an Attention Free Transformer layer
 (SPEC §1), as an mmseg/mmdet backbone returning NCHW maps (a 4-level pyramid by default)."""
-from typing import Optional, Sequence, Union
+from typing import Literal, Optional, Sequence, Union
 
 from torch import nn
 
 from ...ops.aft import AFTConv, AFTFull, AFTSimple
-from ..layers.vit import Block
-from .plain_vit import PlainViT, drop_path_rates, resolve_arch
+from ..layers import Block, drop_path_rates, resolve_arch
+from .plain_vit import PlainViT
 
+AttnType = Literal['conv', 'full', 'local', 'simple']
 ATTN_TYPES = ('conv', 'full', 'local', 'simple')
 
 
@@ -25,15 +26,28 @@ class AFTViT(PlainViT):
         num_heads: AFT-conv heads (K has one channel per head); default: one per channel.
         kernel_size: AFT-conv kernel / AFT-local window (odd).
         factor_dim: d' of AFT-full/local's U, V (128).
-        Other arguments as :class:`CBViT`. ``init_cfg=dict(type='Pretrained', checkpoint=...)``
-        loads an ImageNet classification checkpoint of the same model (classifier ignored).
+        img_size: pre-training resolution: the grid of the position table and of AFT-full/
+            local's U, V, resized to each input's grid (unused by AFT-conv).
+        patch_size: patch size (stride of the block outputs).
+        in_channels: image channels.
+        qkv_bias: bias in the AFT layer's q, k, v projections.
+        drop_rate: dropout after the position table, the AFT output projection and the MLP.
+        drop_path_rate: stochastic depth of the last block (linear from 0 over the blocks).
+        out_indices: blocks whose outputs are returned.
+        final_norm: apply the final LayerNorm to the last block's output.
+        out_pyramid: turn the four stride-16 outputs into strides 4/8/16/32 (SPEC §4);
+            False returns one stride-16 map per ``out_indices`` entry.
+        pyramid_norm_cfg: norm between the x4 deconvolutions.
+        with_cp: activation checkpointing of the blocks.
+        init_cfg: ``dict(type='Pretrained', checkpoint=path)`` loads an ImageNet
+            classification checkpoint of the same model (classifier ignored), strictly.
     """
     arch_zoo = {
         'tiny': dict(embed_dims=192, num_layers=12),
         'small': dict(embed_dims=384, num_layers=12),
     }
 
-    def __init__(self, arch: Union[str, dict] = 'small', attn_type: str = 'conv',
+    def __init__(self, arch: Union[str, dict] = 'small', attn_type: AttnType = 'conv',
                  num_heads: Optional[int] = None, kernel_size: int = 11, factor_dim: int = 128,
                  img_size: int = 224, patch_size: int = 16, in_channels: int = 3,
                  qkv_bias: bool = True, drop_rate: float = 0., drop_path_rate: float = 0.,
@@ -45,8 +59,9 @@ class AFTViT(PlainViT):
         settings = resolve_arch(arch, self.arch_zoo, ('embed_dims', 'num_layers'))
         dim, depth = settings['embed_dims'], settings['num_layers']
         position_free = attn_type == 'conv'  # fully convolutional: runs at any resolution
-        super().__init__(dim, depth, img_size, patch_size, in_channels,
-                         class_token=not position_free, pos_embed=not position_free,
+        super().__init__(embed_dims=dim, depth=depth, img_size=img_size, patch_size=patch_size,
+                         in_channels=in_channels, class_token=not position_free,
+                         pos_embed=not position_free,
                          drop_rate=drop_rate, out_indices=out_indices, final_norm=final_norm,
                          out_pyramid=out_pyramid, pyramid_norm_cfg=pyramid_norm_cfg,
                          with_cp=with_cp, init_cfg=init_cfg)
@@ -55,14 +70,17 @@ class AFTViT(PlainViT):
 
         def mixer() -> nn.Module:
             if attn_type == 'conv':
-                return AFTConv(dim, num_heads, kernel_size, qkv_bias, drop_rate)
+                return AFTConv(dim=dim, num_heads=num_heads, kernel_size=kernel_size,
+                               qkv_bias=qkv_bias, proj_drop=drop_rate)
             if attn_type == 'simple':
-                return AFTSimple(dim, qkv_bias, drop_rate)
-            window = kernel_size if attn_type == 'local' else None
-            return AFTFull(dim, self.pos_grid, self.num_prefix_tokens, factor_dim, window,
-                           qkv_bias, drop_rate)
+                return AFTSimple(dim=dim, qkv_bias=qkv_bias, proj_drop=drop_rate)
+            return AFTFull(dim=dim, grid=self.pos_grid, num_prefix_tokens=self.num_prefix_tokens,
+                           factor_dim=factor_dim,
+                           window=kernel_size if attn_type == 'local' else None,
+                           qkv_bias=qkv_bias, proj_drop=drop_rate)
 
         rates = drop_path_rates(drop_path_rate, depth)
         self.blocks = nn.ModuleList(
-            Block(dim, 1, settings.get('mlp_ratio', 4.), qkv_bias, drop_rate, 0., rates[i],
-                  token_mixer=mixer()) for i in range(depth))
+            Block(dim=dim, num_heads=1, mlp_ratio=settings.get('mlp_ratio', 4.),
+                  qkv_bias=qkv_bias, drop=drop_rate, drop_path=rates[i], token_mixer=mixer())
+            for i in range(depth))

@@ -5,8 +5,8 @@ from typing import List, Optional, Sequence, Union
 import torch
 from torch import Tensor, nn
 
-from ..layers.vit import CB_MODES, Block
-from .plain_vit import PlainViT, drop_path_rates, resolve_arch
+from ..layers import CB_MODES, Block, CBMode, CBPosition, drop_path_rates, resolve_arch
+from .plain_vit import PlainViT
 
 
 class CBViT(PlainViT):
@@ -17,6 +17,12 @@ class CBViT(PlainViT):
             embed_dims, num_layers, num_heads (and optionally mlp_ratio).
         img_size: pre-training resolution; sets the position table's grid, which is resized
             to every input's grid (inputs are padded to a multiple of the patch size).
+        patch_size: patch size (stride of the block outputs).
+        in_channels: image channels.
+        qkv_bias: bias in the qkv projection.
+        drop_rate: dropout after the position table, the attention projection and the MLP.
+        attn_drop_rate: dropout on the attention weights.
+        drop_path_rate: stochastic depth of the last block (linear from 0 over the blocks).
         cb_mode: 'none' (plain ViT), 'cb' or 'cbs'.
         cb_position: 'mlp_end' (default), 'mlp_mid', 'mlp_front', 'attn' or 'attn_mlp'.
         cb_layers: block indices that get CB (default: all), e.g. range(6, 12).
@@ -40,17 +46,18 @@ class CBViT(PlainViT):
     def __init__(self, arch: Union[str, dict] = 'small', img_size: int = 224,
                  patch_size: int = 16, in_channels: int = 3, qkv_bias: bool = True,
                  drop_rate: float = 0., attn_drop_rate: float = 0., drop_path_rate: float = 0.,
-                 cb_mode: str = 'cb', cb_position: str = 'mlp_end',
+                 cb_mode: CBMode = 'cb', cb_position: CBPosition = 'mlp_end',
                  cb_layers: Optional[Sequence[int]] = None,
                  out_indices: Sequence[int] = (3, 5, 7, 11), final_norm: bool = False,
                  out_pyramid: bool = True, pyramid_norm_cfg: Optional[dict] = None,
                  with_cp: bool = False, init_cfg: Optional[dict] = None):
         settings = resolve_arch(arch, self.arch_zoo, ('embed_dims', 'num_layers', 'num_heads'))
         dim, depth = settings['embed_dims'], settings['num_layers']
-        super().__init__(dim, depth, img_size, patch_size, in_channels, class_token=True,
-                         pos_embed=True, drop_rate=drop_rate, out_indices=out_indices,
-                         final_norm=final_norm, out_pyramid=out_pyramid,
-                         pyramid_norm_cfg=pyramid_norm_cfg, with_cp=with_cp, init_cfg=init_cfg)
+        super().__init__(embed_dims=dim, depth=depth, img_size=img_size, patch_size=patch_size,
+                         in_channels=in_channels, class_token=True, pos_embed=True,
+                         drop_rate=drop_rate, out_indices=out_indices, final_norm=final_norm,
+                         out_pyramid=out_pyramid, pyramid_norm_cfg=pyramid_norm_cfg,
+                         with_cp=with_cp, init_cfg=init_cfg)
         if cb_mode not in CB_MODES:
             raise ValueError(f'cb_mode={cb_mode!r} is not one of {CB_MODES}')
         self.cb_layers = tuple(range(depth)) if cb_layers is None else tuple(cb_layers)
@@ -59,9 +66,11 @@ class CBViT(PlainViT):
             raise ValueError(f'cb_layers {bad} out of range for {depth} blocks')
         rates = drop_path_rates(drop_path_rate, depth)
         self.blocks = nn.ModuleList(
-            Block(dim, settings['num_heads'], settings.get('mlp_ratio', 4.), qkv_bias, drop_rate,
-                  attn_drop_rate, rates[i], cb_mode=cb_mode if i in self.cb_layers else 'none',
-                  cb_position=cb_position) for i in range(depth))
+            Block(dim=dim, num_heads=settings['num_heads'],
+                  mlp_ratio=settings.get('mlp_ratio', 4.), qkv_bias=qkv_bias, drop=drop_rate,
+                  attn_drop=attn_drop_rate, drop_path=rates[i],
+                  cb_mode=cb_mode if i in self.cb_layers else 'none', cb_position=cb_position)
+            for i in range(depth))
 
     @torch.no_grad()
     def attention_maps(self, x: Tensor) -> List[Tensor]:

@@ -4,35 +4,15 @@ each input's grid), the blocks, ``out_indices`` maps (NCHW, stride = patch size)
 norm, the optional 4-level pyramid, activation checkpointing and weight loading.
 
 Subclasses (CBViT, AFTViT) build ``self.blocks`` (modules called as ``block(x, grid)``)."""
-from typing import Dict, List, Optional, Sequence, Union
+import re
+from typing import Dict, Optional, Sequence
 
 import torch
-import torch.utils.checkpoint as cp
-from mmengine.model import BaseModule
 from torch import Tensor, nn
 
-from ..layers.pyramid import ViTFeaturePyramid
-from ..layers.vit import (PatchEmbed, grid_tokens_to_map, init_vit_weights, pad_to_multiple,
-                          resize_pos_embed)
-from ..weights import load_pretrained
-
-
-def resolve_arch(arch: Union[str, dict], zoo: Dict[str, dict], keys: Sequence[str]) -> dict:
-    """An ``arch`` name from ``zoo``, or a dict holding at least ``keys``."""
-    if isinstance(arch, str):
-        if arch not in zoo:
-            raise ValueError(f'arch {arch!r} is not one of {sorted(zoo)} (or a dict with '
-                             f'{", ".join(keys)})')
-        return dict(zoo[arch])
-    missing = [k for k in keys if k not in arch]
-    if missing:
-        raise ValueError(f'arch dict {arch} lacks {missing}')
-    return dict(arch)
-
-
-def drop_path_rates(rate: float, depth: int) -> List[float]:
-    """Stochastic depth growing linearly from 0 to ``rate`` over the blocks."""
-    return torch.linspace(0, rate, depth).tolist()
+from ..layers import (PatchEmbed, ViTFeaturePyramid, check_out_indices, checkpointed_call,
+                      grid_tokens_to_map, init_vit_weights, resize_pos_embed)
+from .base import VitextBackbone
 
 
 def vit_checkpoint_filter(state: Dict[str, Tensor], model: 'PlainViT') -> Dict[str, Tensor]:
@@ -59,10 +39,28 @@ def vit_checkpoint_filter(state: Dict[str, Tensor], model: 'PlainViT') -> Dict[s
     return state
 
 
-class PlainViT(BaseModule):
-    """Base class; see the module docstring. ``optional_weights`` are substrings of parameter
-    names a pre-trained checkpoint may lack (they keep their init)."""
+class PlainViT(VitextBackbone):
+    """Base class; see the module docstring.
+
+    Args:
+        embed_dims: token width.
+        depth: number of blocks (the subclass builds them).
+        img_size: pre-training resolution; sets the position table's grid.
+        patch_size: patch (and output stride).
+        in_channels: image channels.
+        class_token: prepend a class token.
+        pos_embed: add an absolute position table, resized to each input's grid.
+        drop_rate: dropout after the position table.
+        out_indices: blocks whose outputs are returned.
+        final_norm: LayerNorm (eps 1e-6) on the last block's output.
+        out_pyramid: turn four stride-16 outputs into strides 4/8/16/32 (SPEC §4).
+        pyramid_norm_cfg: norm between the pyramid's x4 deconvolutions (default BN).
+        with_cp: activation checkpointing of the blocks.
+        init_cfg: mmengine init config; ``dict(type='Pretrained', checkpoint=path)`` loads a
+            timm/DeiT-layout checkpoint strictly (``optional_weights`` may be absent).
+    """
     optional_weights = ('pyramid.',)
+    checkpoint_filter = staticmethod(vit_checkpoint_filter)
 
     def __init__(self, embed_dims: int, depth: int, img_size: int = 224, patch_size: int = 16,
                  in_channels: int = 3, class_token: bool = True, pos_embed: bool = True,
@@ -71,42 +69,43 @@ class PlainViT(BaseModule):
                  pyramid_norm_cfg: Optional[dict] = None, with_cp: bool = False,
                  init_cfg: Optional[dict] = None):
         super().__init__(init_cfg=init_cfg)
-        self.out_indices = tuple(out_indices)
-        bad = [i for i in self.out_indices if not 0 <= i < depth]
-        if bad:
-            raise ValueError(f'out_indices {bad} out of range for {depth} blocks')
+        self.out_indices = check_out_indices(out_indices, depth, 'blocks')
         if out_pyramid and len(self.out_indices) != 4:
             raise ValueError(f'out_pyramid needs 4 out_indices, got {self.out_indices}')
         self.embed_dims = embed_dims
-        self.depth = depth
+        self.depth = self.num_blocks = depth
         self.patch_size = patch_size
         self.pos_grid = (img_size // patch_size, img_size // patch_size)
         self.num_prefix_tokens = 1 if class_token else 0
         self.with_cp = with_cp
-        self.patch_embed = PatchEmbed(patch_size, in_channels, embed_dims)
+        self.patch_embed = PatchEmbed(patch_size=patch_size, in_channels=in_channels,
+                                      embed_dims=embed_dims)
         self.cls_token = nn.Parameter(torch.zeros(1, 1, embed_dims)) if class_token else None
         tokens = self.num_prefix_tokens + self.pos_grid[0] * self.pos_grid[1]
         self.pos_embed = nn.Parameter(torch.zeros(1, tokens, embed_dims)) if pos_embed else None
         self.pos_drop = nn.Dropout(drop_rate)
         self.norm = nn.LayerNorm(embed_dims, eps=1e-6) if final_norm else None
-        self.pyramid = ViTFeaturePyramid(embed_dims, pyramid_norm_cfg) if out_pyramid else None
+        self.pyramid = (ViTFeaturePyramid(embed_dims=embed_dims, norm_cfg=pyramid_norm_cfg)
+                        if out_pyramid else None)
 
-    def init_weights(self) -> None:
+    def init_own_weights(self) -> None:
         if self.pos_embed is not None:
             nn.init.trunc_normal_(self.pos_embed, std=.02)
         if self.cls_token is not None:
             nn.init.normal_(self.cls_token, std=1e-6)
         self.apply(init_vit_weights)
-        if isinstance(self.init_cfg, dict) and self.init_cfg.get('type') == 'Pretrained':
-            load_pretrained(self, self.init_cfg['checkpoint'], vit_checkpoint_filter,
-                            optional=self.optional_weights)
-        elif self.init_cfg is not None:
-            super().init_weights()
+
+    def block_depth(self, name: str) -> Optional[int]:
+        if name.startswith(('patch_embed.', 'cls_token', 'pos_embed')):
+            return 0
+        match = re.match(r'blocks\.(\d+)\.', name)
+        return int(match.group(1)) + 1 if match else None
 
     def tokens(self, x: Tensor):
         """Images -> (tokens (B, prefix + h*w, C), grid (h, w))."""
-        x = pad_to_multiple(x, self.patch_size)
-        tokens, grid = self.patch_embed(x)
+        x = self.patch_embed(x)
+        grid = (x.shape[1], x.shape[2])
+        tokens = x.flatten(1, 2)
         if self.cls_token is not None:
             tokens = torch.cat([self.cls_token.expand(x.shape[0], -1, -1), tokens], dim=1)
         if self.pos_embed is not None:
@@ -119,10 +118,7 @@ class PlainViT(BaseModule):
         outs = []
         last = len(self.blocks) - 1
         for i, block in enumerate(self.blocks):
-            if self.with_cp and self.training and x.requires_grad:
-                x = cp.checkpoint(block, x, grid, use_reentrant=False)
-            else:
-                x = block(x, grid)
+            x = checkpointed_call(block, x, grid, enabled=self.with_cp)
             if i == last and self.norm is not None:
                 x = self.norm(x)
             if i in self.out_indices:

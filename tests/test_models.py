@@ -1,0 +1,166 @@
+"""The contract every registered vitext backbone keeps (timm's tests/test_models.py is the
+model): any input size, stride 4/8/16/32 pyramid outputs, ``out_indices``, activation
+checkpointing with the same outputs and gradients, deploy form equal to training form where
+there is one, state-dict and ``init_cfg`` Pretrained round trips, and layer depths for
+layer-wise lr decay. The backbones come from vitext's registry, so a new one is covered (and
+fails until it has a tiny setting below)."""
+import io
+
+import pytest
+import torch
+
+from vitext.registry import vitext_backbones
+
+# Tiny widths per backbone: ``kwargs`` build a 4-output pyramid backbone, ``flat`` is added for
+# the out_indices check (plain ViTs need 4 outputs for their pyramid).
+TINY = {
+    'AFTViT': dict(kwargs=dict(arch=dict(embed_dims=32, num_layers=4), num_heads=4,
+                               kernel_size=3, out_indices=(0, 1, 2, 3)),
+                   flat=dict(out_pyramid=False)),
+    'CBViT': dict(kwargs=dict(arch=dict(embed_dims=48, num_layers=4, num_heads=3),
+                              cb_mode='cbs', img_size=64, out_indices=(0, 1, 2, 3)),
+                  flat=dict(out_pyramid=False)),
+    'SlidePVT': dict(kwargs=dict(arch=dict(depths=(1, 1, 1, 1), embed_dims=(16, 32, 40, 64),
+                                           num_heads=(1, 2, 2, 4)),
+                                 img_size=64, drop_path_rate=0.),
+                     flat=dict()),
+    'SlideSwinTransformer': dict(kwargs=dict(arch=dict(embed_dims=16, depths=(1, 2, 2, 1),
+                                                       num_heads=(1, 2, 2, 4)),
+                                             window_size=3, drop_path_rate=0.),
+                                 flat=dict()),
+}
+BACKBONES = vitext_backbones()
+STRIDES = (4, 8, 16, 32)
+
+
+def build(cls, seed=0, **extra):
+    if cls.__name__ not in TINY:
+        pytest.fail(f'{cls.__name__} is registered but tests/test_models.py has no TINY setting '
+                    'for it')
+    torch.manual_seed(seed)
+    model = cls(**{**TINY[cls.__name__]['kwargs'], **extra})
+    model.init_weights()
+    return model
+
+
+def randomise(model):
+    """Non-trivial values everywhere (zero-initialised biases and tables would hide layout
+    errors in the round trips)."""
+    torch.manual_seed(1)
+    with torch.no_grad():
+        for name, p in model.named_parameters():
+            if p.requires_grad:
+                p.add_(torch.randn_like(p) * 0.02)
+    return model
+
+
+def run(model, x):
+    with torch.no_grad():
+        return model.eval()(x)
+
+
+def assert_same(a, b, atol=0.):
+    assert len(a) == len(b)
+    for x, y in zip(a, b):
+        torch.testing.assert_close(x, y, rtol=0, atol=atol)
+
+
+def test_registry_lists_every_backbone():
+    assert {cls.__name__ for cls in BACKBONES} == set(TINY)
+
+
+@pytest.fixture(params=BACKBONES, ids=lambda cls: cls.__name__)
+def backbone_cls(request):
+    return request.param
+
+
+@pytest.mark.parametrize('size', [(64, 96), (45, 71), (33, 17)])
+def test_any_input_size_gives_strides_4_to_32(backbone_cls, size):
+    model = build(backbone_cls)
+    outs = run(model, torch.randn(2, 3, *size))
+    assert len(outs) == 4
+    H, W = size
+    for out, stride in zip(outs, STRIDES):
+        assert out.shape[0] == 2 and torch.isfinite(out).all()
+        if H % 32 == 0 and W % 32 == 0:
+            assert out.shape[-2:] == (H // stride, W // stride)
+        else:  # padded to the patch (up to 16 px), then rounded at each downsampling
+            for got, full in zip(out.shape[-2:], (H, W)):
+                assert abs(got - full / stride) <= 16 / stride + 1, (stride, out.shape, size)
+
+
+def test_out_indices_select_outputs(backbone_cls):
+    flat = TINY[backbone_cls.__name__]['flat']
+    full = randomise(build(backbone_cls, **flat))
+    part = build(backbone_cls, out_indices=(1, 3), **flat)
+    missing, _ = part.load_state_dict(full.state_dict(), strict=False)
+    assert not missing
+    x = torch.randn(1, 3, 64, 64)
+    every, picked = run(full, x), run(part, x)
+    assert_same(picked, (every[1], every[3]))
+    with pytest.raises(ValueError, match=r'out_indices \[9\] out of range'):
+        backbone_cls(**{**TINY[backbone_cls.__name__]['kwargs'], **flat, 'out_indices': (9,)})
+
+
+def test_activation_checkpointing_same_outputs_and_gradients(backbone_cls):
+    plain = randomise(build(backbone_cls))
+    cp = build(backbone_cls, with_cp=True)
+    cp.load_state_dict(plain.state_dict())
+    x = torch.randn(2, 3, 48, 64)
+    results = []
+    for model in (plain.train(), cp.train()):
+        outs = model(x)
+        sum((o * torch.linspace(0, 1, o.numel()).view_as(o)).sum() for o in outs).backward()
+        results.append((outs, {n: p.grad for n, p in model.named_parameters()
+                               if p.requires_grad}))
+    assert_same([o.detach() for o in results[0][0]], [o.detach() for o in results[1][0]])
+    assert results[0][1].keys() == results[1][1].keys()
+    for name, grad in results[0][1].items():
+        assert grad is not None, name
+        torch.testing.assert_close(results[1][1][name], grad, rtol=1e-5, atol=1e-7, msg=name)
+
+
+def test_deploy_form_equals_training_form(backbone_cls):
+    model = randomise(build(backbone_cls))
+    if not hasattr(model, 'switch_to_deploy'):
+        pytest.skip(f'{backbone_cls.__name__} has no deploy form')
+    x = torch.randn(1, 3, 45, 71)
+    train_outs = run(model, x)
+    model.switch_to_deploy()
+    assert model.state_dict().keys() != build(backbone_cls).state_dict().keys()
+    assert_same(run(model, x), train_outs, atol=1e-5)
+
+
+def test_state_dict_round_trip(backbone_cls):
+    source = randomise(build(backbone_cls))
+    buffer = io.BytesIO()
+    torch.save(source.state_dict(), buffer)
+    buffer.seek(0)
+    target = build(backbone_cls, seed=1)
+    target.load_state_dict(torch.load(buffer, weights_only=True))
+    x = torch.randn(1, 3, 40, 56)
+    assert_same(run(target, x), run(source, x))
+
+
+def test_pretrained_init_cfg_round_trip(backbone_cls, tmp_path):
+    source = randomise(build(backbone_cls))
+    path = tmp_path / 'backbone.pth'
+    torch.save({'state_dict': source.state_dict()}, path)
+    target = build(backbone_cls, seed=1, init_cfg=dict(type='Pretrained', checkpoint=str(path)))
+    for name, value in source.state_dict().items():
+        torch.testing.assert_close(target.state_dict()[name], value, rtol=0, atol=0, msg=name)
+    x = torch.randn(1, 3, 40, 56)
+    assert_same(run(target, x), run(source, x))
+
+
+def test_layer_depths_cover_stem_blocks_and_head(backbone_cls):
+    """Every depth from 0 (stem) through the blocks to the last (after the blocks) is used,
+    parameters outside the backbone get the last one."""
+    model = build(backbone_cls)
+    depths = {name: model.get_layer_depth('backbone.' + name, 'backbone.')
+              for name, _ in model.named_parameters()}
+    num_depths = {n for _, n in depths.values()}
+    assert num_depths == {model.num_blocks + 2}
+    assert {d for d, _ in depths.values()} == set(range(model.num_blocks + 2))
+    assert model.get_layer_depth('decode_head.conv_seg.weight', 'backbone.') == \
+        (model.num_blocks + 1, model.num_blocks + 2)
