@@ -4,7 +4,7 @@ each input's grid), the blocks, ``out_indices`` maps (NCHW, stride = patch size)
 norm, the optional 4-level pyramid, activation checkpointing and weight loading.
 
 Subclasses (CBViT, AFTViT) build ``self.blocks`` (modules called as ``block(x, grid)``)."""
-from typing import Dict, List, Optional, Sequence, Union
+from typing import Dict, List, Literal, Optional, Sequence, Union
 
 import torch
 import torch.utils.checkpoint as cp
@@ -69,8 +69,14 @@ class PlainViT(BaseModule):
                  drop_rate: float = 0., out_indices: Sequence[int] = (3, 5, 7, 11),
                  final_norm: bool = False, out_pyramid: bool = True,
                  pyramid_norm_cfg: Optional[dict] = None, with_cp: bool = False,
+                 out_type: Literal['featmap', 'cls_token'] = 'featmap',
                  init_cfg: Optional[dict] = None):
         super().__init__(init_cfg=init_cfg)
+        if out_type not in ('featmap', 'cls_token'):
+            raise ValueError(f"out_type={out_type!r} is not one of ('featmap', 'cls_token')")
+        if out_type == 'cls_token' and (not class_token or out_pyramid):
+            raise ValueError("out_type='cls_token' needs a class token and out_pyramid=False")
+        self.out_type = out_type
         self.out_indices = tuple(out_indices)
         bad = [i for i in self.out_indices if not 0 <= i < depth]
         if bad:
@@ -126,5 +132,6 @@ class PlainViT(BaseModule):
             if i == last and self.norm is not None:
                 x = self.norm(x)
             if i in self.out_indices:
-                outs.append(grid_tokens_to_map(x, grid, self.num_prefix_tokens))
+                outs.append(x[:, 0] if self.out_type == 'cls_token' else
+                            grid_tokens_to_map(x, grid, self.num_prefix_tokens))
         return self.pyramid(outs) if self.pyramid is not None else tuple(outs)
