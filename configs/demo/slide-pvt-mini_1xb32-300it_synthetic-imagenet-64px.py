@@ -11,5 +11,5 @@ model = dict(
         img_size=160,
         drop_path_rate=0.1,
         out_indices=(3, )),
-    neck=dict(type='GlobalAveragePooling'),
+    neck=dict(_delete_=True, type='GlobalAveragePooling'),
     head=dict(in_channels=128))
