@@ -4,13 +4,5 @@
 # cosine, 300 epochs, RandAugment (m9, mstd 0.5), Mixup 0.8 / CutMix 1.0, label smoothing 0.1,
 # random erasing 0.25, drop path 0.1, no EMA [choice: as mmpretrain's DeiT-Ti/S].
 # Paper: 80.2 top-1 (20.3M); DeiT-S 79.8.
-_base_ = [
-    '../_base_/models/aftconv_in1k.py',
-    'mmpretrain::_base_/datasets/imagenet_bs64_swin_224.py',
-    '../_base_/schedules/imagenet_bs1024_adamw_deit.py',
-    '../_base_/default_runtime_cls.py'
-]
-model = dict(
-    backbone=dict(arch='small', num_heads=16, kernel_size=11, drop_path_rate=0.1),
-    head=dict(in_channels=384))
-train_dataloader = dict(batch_size=256)
+_base_ = ['./aftconv-s-384h-k11_4xb256_in1k.py']
+model = dict(backbone=dict(num_heads=16))

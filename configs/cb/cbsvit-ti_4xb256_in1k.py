@@ -6,13 +6,5 @@
 # Baseline: DeiT-Ti 72.2.
 # The CB paper reports CBS on top of DeiT (its top-1 figures are not recorded in this
 # project's SPEC).
-_base_ = [
-    '../_base_/models/deit-style_in1k.py',
-    'mmpretrain::_base_/datasets/imagenet_bs64_swin_224.py',
-    '../_base_/schedules/imagenet_bs1024_adamw_deit.py',
-    '../_base_/default_runtime_cls.py'
-]
-model = dict(
-    backbone=dict(type='CBViT', arch='tiny', cb_mode='cbs', drop_path_rate=0.0),
-    head=dict(in_channels=192))
-train_dataloader = dict(batch_size=256)
+_base_ = ['./cbvit-ti_4xb256_in1k.py']
+model = dict(backbone=dict(cb_mode='cbs'))

@@ -6,14 +6,6 @@
 # Baseline: DeiT-B 81.8.
 # The CB paper reports CB on top of DeiT (its top-1 figures are not recorded in this
 # project's SPEC).
-_base_ = [
-    '../_base_/models/deit-style_in1k.py',
-    'mmpretrain::_base_/datasets/imagenet_bs64_swin_224.py',
-    '../_base_/schedules/imagenet_bs1024_adamw_deit.py',
-    '../_base_/default_runtime_cls.py'
-]
-model = dict(
-    backbone=dict(type='CBViT', arch='base', cb_mode='cb', drop_path_rate=0.1),
-    head=dict(in_channels=768))
-train_dataloader = dict(batch_size=256)
+_base_ = ['./cbvit-ti_4xb256_in1k.py']
+model = dict(backbone=dict(arch='base', drop_path_rate=0.1), head=dict(in_channels=768))
 custom_hooks = [dict(type='EMAHook', momentum=4e-5, priority='ABOVE_NORMAL')]

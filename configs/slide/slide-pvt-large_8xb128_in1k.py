@@ -3,13 +3,5 @@
 # cosine, 300 epochs, RandAugment, Mixup 0.8 / CutMix 1.0, label smoothing 0.1, random erasing
 # 0.25, drop path 0.3, no EMA.
 # Papers: Slide-PVT-L not reported; PVT-L 81.7.
-_base_ = [
-    '../_base_/models/slide-pvt_in1k.py',
-    'mmpretrain::_base_/datasets/imagenet_bs64_swin_224.py',
-    '../_base_/schedules/imagenet_bs1024_adamw_deit.py',
-    '../_base_/default_runtime_cls.py'
-]
+_base_ = ['./slide-pvt-tiny_8xb128_in1k.py']
 model = dict(backbone=dict(arch='large', drop_path_rate=0.3))
-train_dataloader = dict(batch_size=128)
-val_dataloader = dict(batch_size=128)
-test_dataloader = dict(batch_size=128)

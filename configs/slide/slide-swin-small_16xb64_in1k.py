@@ -3,11 +3,5 @@
 # warm-up epochs then cosine, 300 epochs, RandAugment (m9, mstd 0.5), Mixup 0.8 / CutMix 1.0,
 # label smoothing 0.1, random erasing 0.25, drop path 0.3, gradient clip 5, no EMA.
 # Paper: 83.7 top-1 (51M, 8.9G); Swin-S 83.0.
-_base_ = [
-    '../_base_/models/slide-swin_in1k.py',
-    'mmpretrain::_base_/datasets/imagenet_bs64_swin_224.py',
-    'mmpretrain::_base_/schedules/imagenet_bs1024_adamw_swin.py',
-    '../_base_/default_runtime_cls.py'
-]
+_base_ = ['./slide-swin-tiny_16xb64_in1k.py']
 model = dict(backbone=dict(arch='small', drop_path_rate=0.3), head=dict(in_channels=768))
-optim_wrapper = dict(clip_grad=dict(max_norm=5.0))
