@@ -296,6 +296,8 @@ SEG_ITERS = 60
 @pytest.mark.skipif(not os.environ.get('VITEXT_LONG_TESTS'),
                     reason='two UperNet trainings (~5 min idle CPU, more on a loaded one); '
                     'set VITEXT_LONG_TESTS=1')
+@pytest.mark.xfail(strict=True, reason='not shown yet: measured mIoU pretrained 35.87 vs random '
+                   '35.30 (this schedule, lr 2e-3) and 34.51 vs 39.53 (lr 5e-4); see README')
 def test_pretrained_start_beats_random(pretrained_cbvit, ade_root, tmp_path):
     """The same short UperNet schedule on the synthetic ADE20K set, from the synthetic-ImageNet
     backbone and from a random one (README "Pretraining" states the figures)."""
