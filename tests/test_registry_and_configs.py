@@ -1,4 +1,4 @@
-"""Registration into mmseg/mmdet and the checks that run before a runner is built."""
+"""Registration into mmseg/mmdet/mmpretrain and the checks that run before a runner is built."""
 import glob
 import os.path as osp
 
@@ -20,7 +20,7 @@ def test_registered_in_mmseg_and_idempotent():
     assert TRANSFORMS.get('LoadSegAnnotations') is LoadSegAnnotations
     assert METRICS.get('PerClassIoUMetric') is not None
     registry.register_all()  # a second import through custom_imports is harmless
-    assert registry.registered_scopes() == ['mmseg', 'mmdet']
+    assert registry.registered_scopes() == ['mmseg', 'mmdet', 'mmpretrain']
 
 
 def test_name_clash_is_reported():
@@ -72,8 +72,8 @@ def test_config_errors(tmp_path):
     with pytest.raises(ConfigError, match='does not exist'):
         load_config(str(tmp_path / 'missing.py'))
     other = tmp_path / 'other_scope.py'
-    other.write_text("default_scope = 'mmpretrain'\n")
-    with pytest.raises(ConfigError, match="default_scope='mmpretrain'"):
+    other.write_text("default_scope = 'mmocr'\n")
+    with pytest.raises(ConfigError, match="default_scope='mmocr'"):
         load_config(str(other))
 
 

@@ -1,29 +1,33 @@
-"""Write learnable synthetic data sets in the on-disk formats of ADE20K and COCO.
+"""Write learnable synthetic data sets in the on-disk formats of ADE20K, COCO and ImageNet.
 
-python tools/make_synthetic_data.py [--out data/synthetic] [--which ade coco] [--seed 0]
-    [--num-train N] [--num-val N] [--height H] [--width W]
-gives <out>/ade/ADEChallengeData2016/{images,annotations}/{training,validation} and
-<out>/coco/{train2017,val2017,annotations/instances_*2017.json}.
+python tools/make_synthetic_data.py [--out data/synthetic] [--which ade coco imagenet]
+    [--seed 0] [--num-train N] [--num-val N] [--height H] [--width W]
+gives <out>/ade/ADEChallengeData2016/{images,annotations}/{training,validation},
+<out>/coco/{train2017,val2017,annotations/instances_*2017.json} and (--which imagenet)
+<out>/imagenet/{train/<class>/,val/,meta/{train,val,classes}.txt} (counts per class; images
+--height x --height, default 64).
 """
 import argparse
 import os.path as osp
 import sys
 
 sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
-from vitext.data.synthetic import make_ade20k, make_coco  # noqa: E402
+from vitext.data.synthetic import make_ade20k, make_coco, make_imagenet  # noqa: E402
 
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument('--out', default='data/synthetic', help='output root')
-    parser.add_argument('--which', nargs='+', choices=['ade', 'coco'], default=['ade', 'coco'])
+    parser.add_argument('--which', nargs='+', choices=['ade', 'coco', 'imagenet'],
+                        default=['ade', 'coco'])
     parser.add_argument('--seed', type=int, default=0)
     parser.add_argument('--num-train', type=int, default=None,
-                        help='training images (default: 200 ADE, 100 COCO)')
+                        help='training images (default: 200 ADE, 100 COCO, 40 per class ImageNet)')
     parser.add_argument('--num-val', type=int, default=None,
-                        help='validation images (default: 50 ADE, 20 COCO)')
-    parser.add_argument('--height', type=int, default=128)
+                        help='validation images (default: 50 ADE, 20 COCO, 10 per class ImageNet)')
+    parser.add_argument('--height', type=int, default=None,
+                        help='image height (default: 128 ADE and COCO, 64 ImageNet)')
     parser.add_argument('--width', type=int, default=None,
                         help='image width (default: 128 ADE, 160 COCO)')
     args = parser.parse_args()
@@ -31,7 +35,7 @@ def main():
     def sizes(train, val, width):
         return dict(num_train=args.num_train if args.num_train is not None else train,
                     num_val=args.num_val if args.num_val is not None else val,
-                    height=args.height, width=args.width or width, seed=args.seed)
+                    height=args.height or 128, width=args.width or width, seed=args.seed)
 
     if 'ade' in args.which:
         root = make_ade20k(osp.join(args.out, 'ade'), **sizes(200, 50, 128))
@@ -39,6 +43,12 @@ def main():
     if 'coco' in args.which:
         root = make_coco(osp.join(args.out, 'coco'), **sizes(100, 20, 160))
         print(f'COCO-format data: {root}')
+    if 'imagenet' in args.which:
+        root = make_imagenet(
+            osp.join(args.out, 'imagenet'), size=args.height or 64, seed=args.seed,
+            num_train=args.num_train if args.num_train is not None else 40,
+            num_val=args.num_val if args.num_val is not None else 10)
+        print(f'ImageNet-format data: {root}')
 
 
 if __name__ == '__main__':

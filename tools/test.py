@@ -1,6 +1,7 @@
-"""Evaluate a checkpoint (mmseg's/mmdet's CLI). Writes the metrics, per class for segmentation,
-to <work-dir>/test_results.json. Usage: python tools/test.py CONFIG CHECKPOINT [--work-dir DIR]
-[--out DIR_or_PKL] [--show-dir DIR] [--tta] [--deploy] [--cfg-options k=v ...] [--launcher ...]"""
+"""Evaluate a checkpoint (mmseg's/mmdet's/mmpretrain's CLI). Writes the metrics (mIoU, box/mask
+AP, or top-1/top-5 accuracy), per class for segmentation, to <work-dir>/test_results.json.
+Usage: python tools/test.py CONFIG CHECKPOINT [--work-dir DIR] [--out DIR_or_PKL]
+[--show-dir DIR] [--tta] [--deploy] [--cfg-options k=v ...] [--launcher ...]"""
 import argparse
 import os
 
@@ -8,12 +9,12 @@ from mmengine.config import DictAction
 
 
 def parse_args():
-    parser = argparse.ArgumentParser(description='Evaluate a segmentor or detector')
+    parser = argparse.ArgumentParser(description='Evaluate a segmentor, detector or classifier')
     parser.add_argument('config', help='test config file path')
     parser.add_argument('checkpoint', help='checkpoint file')
     parser.add_argument('--work-dir', help='the dir to save logs and test_results.json')
     parser.add_argument('--out', help='segmentation: folder for predicted label PNGs; '
-                        'detection: .pkl file for the raw predictions')
+                        'detection/classification: .pkl file for the raw predictions')
     parser.add_argument('--show-dir', help='folder to save painted predictions')
     parser.add_argument('--tta', action='store_true', help='test-time augmentation '
                         '(the config\'s tta_pipeline, e.g. multi-scale + flip)')

@@ -1,6 +1,6 @@
-"""Train a segmentor or detector from a config (mmseg's/mmdet's CLI; the task comes from the
-config's default_scope). Usage: python tools/train.py CONFIG [--work-dir DIR] [--resume] [--amp]
-[--cfg-options k=v ...] [--launcher none|pytorch|slurm|mpi]"""
+"""Train a segmentor, detector or ImageNet classifier from a config (mmseg's/mmdet's/mmpretrain's
+CLI; the task comes from the config's default_scope). Usage: python tools/train.py CONFIG
+[--work-dir DIR] [--resume] [--amp] [--cfg-options k=v ...] [--launcher none|pytorch|slurm|mpi]"""
 import argparse
 import os
 
@@ -8,7 +8,7 @@ from mmengine.config import DictAction
 
 
 def parse_args():
-    parser = argparse.ArgumentParser(description='Train a segmentor or detector')
+    parser = argparse.ArgumentParser(description='Train a segmentor, detector or classifier')
     parser.add_argument('config', help='train config file path')
     parser.add_argument('--work-dir', help='the dir to save logs and models')
     parser.add_argument('--resume', action='store_true',

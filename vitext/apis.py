@@ -1,5 +1,6 @@
-"""What ``tools/train.py`` and ``tools/test.py`` do, for segmentation (mmseg) and detection
-(mmdet) configs alike: the task is read from the config's ``default_scope``.
+"""What ``tools/train.py`` and ``tools/test.py`` do, for segmentation (mmseg), detection (mmdet)
+and ImageNet classification (mmpretrain) configs alike: the task is read from the config's
+``default_scope``.
 
 Before a runner is built the config is checked, so that common mistakes fail with one message
 naming the key or path: an unknown model/backbone type (with close matches), a missing data root
@@ -17,10 +18,10 @@ import torch
 from mmengine.config import Config, ConfigDict
 from mmengine.logging import print_log
 
-SCOPES = ('mmseg', 'mmdet')
+SCOPES = ('mmseg', 'mmdet', 'mmpretrain')
 # Children of `model` that are built from the MODELS registry.
-_MODEL_PARTS = ('backbone', 'neck', 'decode_head', 'auxiliary_head', 'rpn_head', 'roi_head',
-                'bbox_head', 'mask_head', 'data_preprocessor')
+_MODEL_PARTS = ('backbone', 'neck', 'head', 'decode_head', 'auxiliary_head', 'rpn_head',
+                'roi_head', 'bbox_head', 'mask_head', 'data_preprocessor')
 
 
 class ConfigError(ValueError):
@@ -36,7 +37,7 @@ def load_config(path: str, cfg_options: Optional[dict] = None) -> Config:
     scope = cfg.get('default_scope')
     if scope not in SCOPES:
         raise ConfigError(f'config {path!r} has default_scope={scope!r}; expected one of '
-                          f'{SCOPES} (inherit configs/_base_/default_runtime_seg.py or _det.py)')
+                          f'{SCOPES} (inherit configs/_base_/default_runtime_seg.py, _det.py or _cls.py)')
     return cfg
 
 
@@ -86,7 +87,13 @@ def _dataset_paths(dataset: dict, key: str) -> Iterator[Tuple[str, str, bool]]:
     root = dataset.get('data_root') or ''
     if root:
         yield f'{key}.data_root', root, True
-    for name, prefix in (dataset.get('data_prefix') or {}).items():
+    prefixes = dataset.get('data_prefix') or {}
+    if isinstance(prefixes, str):  # mmpretrain: the image folder itself
+        yield f'{key}.data_prefix', osp.join(root, prefixes), True
+        prefixes = {}
+    elif not prefixes and dataset.get('split'):  # mmpretrain's ImageNet(split='train')
+        yield f'{key}.split', osp.join(root, dataset['split']), True
+    for name, prefix in prefixes.items():
         if prefix:
             yield f'{key}.data_prefix.{name}', osp.join(root, prefix), True
     if dataset.get('ann_file'):
@@ -184,10 +191,15 @@ def train(config: str, work_dir: Optional[str] = None, resume: bool = False, amp
 def _enable_visualisation(cfg: Config, show_dir: str) -> None:
     """Paint every test image. A relative ``show_dir`` is taken under the work dir: for
     segmentation the images land in ``<show_dir>/vis_data/vis_image/``, for detection (mmdet's
-    hook adds the run's timestamp) in ``<work_dir>/<timestamp>/<show_dir>/``."""
+    hook adds the run's timestamp) in ``<work_dir>/<timestamp>/<show_dir>/``, for
+    classification (mmpretrain's hook) in ``<work_dir>/<timestamp>/<show_dir>/``."""
     hook = cfg.default_hooks.get('visualization')
     if hook is None:
         raise ConfigError('--show-dir needs default_hooks.visualization in the config')
+    if cfg.default_scope == 'mmpretrain':
+        hook['enable'] = True
+        hook['out_dir'] = show_dir
+        return
     hook['draw'] = True
     hook['interval'] = 1
     if cfg.default_scope == 'mmseg':
@@ -227,9 +239,12 @@ def test(config: str, checkpoint: str, work_dir: Optional[str] = None, out: Opti
     check_model_types(cfg)
     check_data(cfg, ('test_dataloader',))
     runner = _build_runner(cfg)
-    if out and not is_seg:  # mmdet: a pickle of the raw predictions
+    if out and cfg.default_scope == 'mmdet':  # a pickle of the raw predictions
         from mmdet.evaluation import DumpDetResults
         runner.test_evaluator.metrics.append(DumpDetResults(out_file_path=out))
+    elif out and not is_seg:  # mmpretrain: a pickle of the predicted scores and labels
+        from mmengine.evaluator import DumpResults
+        runner.test_evaluator.metrics.append(DumpResults(out_file_path=out))
     metrics = runner.test()
     if not metrics:
         print_log('the evaluator returned no metrics (see the errors above, e.g. no '

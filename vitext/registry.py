@@ -1,12 +1,15 @@
-"""The one place where vitext's modules enter mmseg's and mmdet's registries.
+"""The one place where vitext's modules enter mmseg's, mmdet's, mmpretrain's and timm's
+registries.
 
 Configs trigger it with ``custom_imports = dict(imports=['vitext'], allow_failed_imports=False)``
-(``import vitext`` calls :func:`register_all`), so mmseg's and mmdet's own ``tools/train.py``
-run vitext configs unchanged. Every backbone, optimizer constructor and robustness transform
-goes into both scopes' registries; the segmentation-only transform and metric go into mmseg's
-alone. mmdet is optional.
+(``import vitext`` calls :func:`register_all`), so mmseg's, mmdet's and mmpretrain's own
+``tools/train.py`` run vitext configs unchanged. Every backbone, optimizer constructor and
+robustness transform goes into every scope's registries; the segmentation-only transform and
+metric go into mmseg's alone. mmdet and mmpretrain are optional. With timm installed, the
+ImageNet classifiers (:mod:`vitext.models.classifiers`) become ``timm.create_model`` names.
 """
 import importlib
+import importlib.util
 from typing import List, Tuple
 
 
@@ -47,9 +50,10 @@ def _register(registry, cls: type) -> None:
 
 
 def registered_scopes() -> List[str]:
-    """The OpenMMLab scopes vitext registers into: 'mmseg' and, if installed, 'mmdet'."""
+    """The OpenMMLab scopes vitext registers into: 'mmseg' and, if installed, 'mmdet' and
+    'mmpretrain'."""
     scopes = []
-    for scope in ('mmseg', 'mmdet'):
+    for scope in ('mmseg', 'mmdet', 'mmpretrain'):
         try:
             importlib.import_module(scope + '.registry')
         except ImportError:
@@ -67,3 +71,17 @@ def register_all() -> None:
         extras = _segmentation_extras() if scope == 'mmseg' else []
         for registry_name, cls in shared + extras:
             _register(getattr(registries, registry_name), cls)
+    register_timm_models()
+
+
+def register_timm_models() -> None:
+    """Every variant of :data:`vitext.models.classifiers.VARIANTS` as a timm model name (timm is
+    optional)."""
+    if importlib.util.find_spec('timm') is None:
+        return
+    from timm.models import is_model, register_model
+
+    from .models import classifiers
+    for name in classifiers.VARIANTS:
+        if not is_model(name):
+            register_model(classifiers.entrypoint(name))

@@ -1,4 +1,4 @@
-"""Learnable synthetic datasets in the exact on-disk formats of ADE20K and COCO.
+"""Learnable synthetic datasets in the exact on-disk formats of ADE20K, COCO and ImageNet.
 
 A scene is a textured two-region background ("stuff" classes, e.g. sky over floor) with a few
 non-overlapping objects. Every class has its own colour, texture (stripes, checks, dots, ...) and,
@@ -111,12 +111,14 @@ class SceneObject:
 
 def render_scene(index: int, height: int, width: int, stuff: Sequence[int],
                  objects: Sequence[int], seed: int = 0, max_objects: int = 4,
-                 other_fraction: float = 0.05
+                 other_fraction: float = 0.05, object_choices: Optional[Sequence[int]] = None
                  ) -> Tuple[np.ndarray, np.ndarray, List[SceneObject]]:
     """Draw scene ``index``: returns (BGR uint8 image, uint8 label map, objects).
 
     Label map values are the given class labels; 0 marks "other" (a noise patch covering about
-    ``other_fraction`` of the image), as in ADE20K.
+    ``other_fraction`` of the image), as in ADE20K. Objects are drawn from ``object_choices``
+    (default: all ``objects``); class appearances depend on ``stuff`` and ``objects`` only, so
+    they are the same in every data set made from the same classes.
     """
     rng = np.random.default_rng([seed, index])
     styles = class_styles(list(stuff) + list(objects), seed)
@@ -143,7 +145,7 @@ def render_scene(index: int, height: int, width: int, stuff: Sequence[int],
     for _ in range(n_objects * 20):  # rejection sampling of non-overlapping boxes
         if len(placed) == n_objects:
             break
-        cls = int(rng.choice(objects))
+        cls = int(rng.choice(objects if object_choices is None else object_choices))
         size = min(height, width)
         rx, ry = rng.uniform(0.1, 0.22, size=2) * size
         cx = rng.uniform(rx + 1, width - rx - 1)
@@ -252,4 +254,41 @@ def make_coco(root: str, num_train: int = 100, num_val: int = 20, height: int = 
                       for name in classes]
         with open(osp.join(root, 'annotations', f'instances_{split}.json'), 'w') as f:
             json.dump(dict(images=images, annotations=annotations, categories=categories), f)
+    return root
+
+
+def make_imagenet(root: str, num_train: int = 40, num_val: int = 10, size: int = 64,
+                  seed: int = 0, stuff: Sequence[int] = ADE_STUFF,
+                  objects: Sequence[int] = ADE_OBJECTS, max_objects: int = 2) -> str:
+    """Write a synthetic ImageNet-format classification set under ``root`` (returned).
+
+    One class per object class of the ADE20K generator (same appearances, so a backbone
+    pre-trained here transfers to the synthetic ADE20K/COCO sets): an image of class ``c`` shows
+    1..``max_objects`` objects of ``c`` on a random two-region background. ``num_train`` /
+    ``num_val`` images per class. Layout as ImageNet-1k's: ``train/<class>/*.JPEG``, flat
+    ``val/*.JPEG``, ``meta/train.txt`` / ``meta/val.txt`` ("relative/path label" lines) and
+    ``meta/classes.txt`` (one class name a line, in label order).
+    """
+    _check_size(size, size)
+    classes = [f'class_{label:03d}' for label in objects]
+    os.makedirs(osp.join(root, 'meta'), exist_ok=True)
+    with open(osp.join(root, 'meta', 'classes.txt'), 'w') as f:
+        f.write('\n'.join(classes) + '\n')
+    for split, count, offset in (('train', num_train, 0), ('val', num_val, 10**6)):
+        lines = []
+        for c, (label, name) in enumerate(zip(objects, classes)):
+            folder = osp.join(root, split, name) if split == 'train' else osp.join(root, split)
+            os.makedirs(folder, exist_ok=True)
+            for i in range(count):
+                index = offset + c * count + i
+                img, _, _ = render_scene(index, size, size, stuff, objects, seed, max_objects,
+                                         other_fraction=0, object_choices=[label])
+                if split == 'train':
+                    rel = f'{name}/{name}_{i:05d}.JPEG'
+                else:
+                    rel = f'ILSVRC2012_val_{c * count + i + 1:08d}.JPEG'
+                cv2.imwrite(osp.join(root, split, rel), img, [cv2.IMWRITE_JPEG_QUALITY, 95])
+                lines.append(f'{rel} {c}')
+        with open(osp.join(root, 'meta', f'{split}.txt'), 'w') as f:
+            f.write('\n'.join(lines) + '\n')
     return root

@@ -53,7 +53,8 @@ class AFTViT(PlainViT):
                  qkv_bias: bool = True, drop_rate: float = 0., drop_path_rate: float = 0.,
                  out_indices: Sequence[int] = (3, 5, 7, 11), final_norm: bool = False,
                  out_pyramid: bool = True, pyramid_norm_cfg: Optional[dict] = None,
-                 with_cp: bool = False, init_cfg: Optional[dict] = None):
+                 with_cp: bool = False, out_type: str = 'featmap',
+                 init_cfg: Optional[dict] = None):
         if attn_type not in ATTN_TYPES:
             raise ValueError(f'attn_type={attn_type!r} is not one of {ATTN_TYPES}')
         settings = resolve_arch(arch, self.arch_zoo, ('embed_dims', 'num_layers'))
@@ -64,7 +65,8 @@ class AFTViT(PlainViT):
                          pos_embed=not position_free,
                          drop_rate=drop_rate, out_indices=out_indices, final_norm=final_norm,
                          out_pyramid=out_pyramid, pyramid_norm_cfg=pyramid_norm_cfg,
-                         with_cp=with_cp, init_cfg=init_cfg)
+                         with_cp=with_cp, out_type=out_type,
+                         init_cfg=init_cfg)
         self.attn_type = attn_type
         num_heads = num_heads or dim
 

@@ -32,6 +32,9 @@ class CBViT(PlainViT):
             False returns one stride-16 map per ``out_indices`` entry.
         pyramid_norm_cfg: norm between the x4 deconvolutions.
         with_cp: activation checkpointing of the blocks.
+        out_type: 'featmap' (NCHW maps, class token dropped) or 'cls_token' (the (B, C) class
+            token of each ``out_indices`` block: the classification output, as DeiT's; needs
+            ``out_pyramid=False``, with ``final_norm=True`` for the last block).
         init_cfg: ``dict(type='Pretrained', checkpoint=path)`` loads a timm/DeiT ViT (``.pth``
             or ``.safetensors``) or vitext checkpoint, strictly (CBS scales and the pyramid may
             be absent).
@@ -50,14 +53,15 @@ class CBViT(PlainViT):
                  cb_layers: Optional[Sequence[int]] = None,
                  out_indices: Sequence[int] = (3, 5, 7, 11), final_norm: bool = False,
                  out_pyramid: bool = True, pyramid_norm_cfg: Optional[dict] = None,
-                 with_cp: bool = False, init_cfg: Optional[dict] = None):
+                 with_cp: bool = False, out_type: str = 'featmap',
+                 init_cfg: Optional[dict] = None):
         settings = resolve_arch(arch, self.arch_zoo, ('embed_dims', 'num_layers', 'num_heads'))
         dim, depth = settings['embed_dims'], settings['num_layers']
         super().__init__(embed_dims=dim, depth=depth, img_size=img_size, patch_size=patch_size,
                          in_channels=in_channels, class_token=True, pos_embed=True,
                          drop_rate=drop_rate, out_indices=out_indices, final_norm=final_norm,
                          out_pyramid=out_pyramid, pyramid_norm_cfg=pyramid_norm_cfg,
-                         with_cp=with_cp, init_cfg=init_cfg)
+                         with_cp=with_cp, out_type=out_type, init_cfg=init_cfg)
         if cb_mode not in CB_MODES:
             raise ValueError(f'cb_mode={cb_mode!r} is not one of {CB_MODES}')
         self.cb_layers = tuple(range(depth)) if cb_layers is None else tuple(cb_layers)

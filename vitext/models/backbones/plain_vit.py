@@ -5,7 +5,7 @@ norm, the optional 4-level pyramid, activation checkpointing and weight loading.
 
 Subclasses (CBViT, AFTViT) build ``self.blocks`` (modules called as ``block(x, grid)``)."""
 import re
-from typing import Dict, Optional, Sequence
+from typing import Dict, Literal, Optional, Sequence
 
 import torch
 from torch import Tensor, nn
@@ -56,6 +56,8 @@ class PlainViT(VitextBackbone):
         out_pyramid: turn four stride-16 outputs into strides 4/8/16/32 (SPEC §4).
         pyramid_norm_cfg: norm between the pyramid's x4 deconvolutions (default BN).
         with_cp: activation checkpointing of the blocks.
+        out_type: 'featmap' (NCHW maps of ``out_indices``) or 'cls_token' (the (B, C) class
+            token of those blocks, for classification; needs a class token, no pyramid).
         init_cfg: mmengine init config; ``dict(type='Pretrained', checkpoint=path)`` loads a
             timm/DeiT-layout checkpoint strictly (``optional_weights`` may be absent).
     """
@@ -67,8 +69,14 @@ class PlainViT(VitextBackbone):
                  drop_rate: float = 0., out_indices: Sequence[int] = (3, 5, 7, 11),
                  final_norm: bool = False, out_pyramid: bool = True,
                  pyramid_norm_cfg: Optional[dict] = None, with_cp: bool = False,
+                 out_type: Literal['featmap', 'cls_token'] = 'featmap',
                  init_cfg: Optional[dict] = None):
         super().__init__(init_cfg=init_cfg)
+        if out_type not in ('featmap', 'cls_token'):
+            raise ValueError(f"out_type={out_type!r} is not one of ('featmap', 'cls_token')")
+        if out_type == 'cls_token' and (not class_token or out_pyramid):
+            raise ValueError("out_type='cls_token' needs a class token and out_pyramid=False")
+        self.out_type = out_type
         self.out_indices = check_out_indices(out_indices, depth, 'blocks')
         if out_pyramid and len(self.out_indices) != 4:
             raise ValueError(f'out_pyramid needs 4 out_indices, got {self.out_indices}')
@@ -122,5 +130,6 @@ class PlainViT(VitextBackbone):
             if i == last and self.norm is not None:
                 x = self.norm(x)
             if i in self.out_indices:
-                outs.append(grid_tokens_to_map(x, grid, self.num_prefix_tokens))
+                outs.append(x[:, 0] if self.out_type == 'cls_token' else
+                            grid_tokens_to_map(x, grid, self.num_prefix_tokens))
         return self.pyramid(outs) if self.pyramid is not None else tuple(outs)
