@@ -1,5 +1,6 @@
 # The CPU demo with a reduced AFT-conv ViT (4 blocks of width 96, 96 heads, 5x5 kernel, patch 8)
-# in place of ResNet-18.
+# in place of ResNet-18, under the ResNet-18 demo's recipe unchanged (data, crop, batch, AdamW lr,
+# schedule): from scratch, so no layer-wise lr decay (a fine-tuning device for pretrained ViTs).
 _base_ = ['./upernet_r18-mini_4xb8-300it_synthetic-ade20k-128x128.py']
 model = dict(
     backbone=dict(
@@ -14,6 +15,3 @@ model = dict(
         pyramid_norm_cfg=dict(type='BN', requires_grad=True)),
     decode_head=dict(in_channels=[96, 96, 96, 96], channels=64),
     auxiliary_head=dict(in_channels=96, channels=32))
-optim_wrapper = dict(
-    constructor='ViTLayerDecayOptimizerConstructor',
-    paramwise_cfg=dict(num_layers=4, layer_decay_rate=0.9))

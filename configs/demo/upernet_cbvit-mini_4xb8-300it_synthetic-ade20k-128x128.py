@@ -1,5 +1,7 @@
 # The CPU demo with a reduced CB-ViT (4 blocks of width 96, patch 8 for a 16x16 grid at 128x128)
-# in place of ResNet-18; also runs CBS / plain ViT with model.backbone.cb_mode=cbs|none.
+# in place of ResNet-18; also runs CBS / plain ViT with model.backbone.cb_mode=cbs|none. The
+# ResNet-18 demo's recipe unchanged (data, crop, batch, AdamW lr, schedule): from scratch, so no
+# layer-wise lr decay (a fine-tuning device for pretrained ViTs).
 _base_ = ['./upernet_r18-mini_4xb8-300it_synthetic-ade20k-128x128.py']
 model = dict(
     backbone=dict(
@@ -13,6 +15,3 @@ model = dict(
         pyramid_norm_cfg=dict(type='BN', requires_grad=True)),
     decode_head=dict(in_channels=[96, 96, 96, 96], channels=64),
     auxiliary_head=dict(in_channels=96, channels=32))
-optim_wrapper = dict(
-    constructor='ViTLayerDecayOptimizerConstructor',
-    paramwise_cfg=dict(num_layers=4, layer_decay_rate=0.9))

@@ -1,5 +1,5 @@
 # CPU demo on the synthetic ADE20K set (tools/make_synthetic_data.py): a reduced-width ResNet-18
-# UperNet, 128x128 crops, 300 iterations (~5 min on 2 cores). Same data pipeline and heads as
+# UperNet, 128x128 crops, 300 iterations. Same data pipeline and heads as
 # the full ADE20K configs, scaled down; BN instead of SyncBN so it also runs distributed on CPU.
 _base_ = [
     '../_base_/models/upernet_r50.py', '../_base_/datasets/ade20k.py',
