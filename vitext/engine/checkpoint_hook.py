@@ -58,7 +58,7 @@ class AtomicCheckpointHook(CheckpointHook):
     """mmengine's ``CheckpointHook`` (same arguments) with crash-safe saving and resuming, for
     checkpoints on the local file system (other back-ends are saved as mmengine does).
 
-    Config (``configs/_base_/default_runtime_*.py`` set it):
+    Config (``configs/_base_/schedules/schedule_40k.py``, ``default_runtime_det.py`` set it):
     ``default_hooks = dict(checkpoint=dict(type='AtomicCheckpointHook', interval=...))``.
     """
 

@@ -103,7 +103,7 @@ class WorkDirLockHook(Hook):
     training starts and removed when it ends (also on an exception, at interpreter exit; a
     lock left by a killed run is taken over with a warning). Only the main process locks.
 
-    Config (``configs/_base_/default_runtime_*.py`` set it):
+    Config (``configs/_base_/schedules/schedule_40k.py``, ``default_runtime_det.py`` set it):
     ``default_hooks = dict(work_dir_lock=dict(type='WorkDirLockHook'))``.
     """
     priority = 'VERY_HIGH'  # before CheckpointHook prunes or writes anything
