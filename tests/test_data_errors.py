@@ -108,7 +108,7 @@ def test_zero_byte_file_named(ade_copy, which):
         build_val_dataset(ade_copy)
 
 
-@pytest.mark.parametrize('height,width', [(1, 1), (1, 5), (4, 1)])
+@pytest.mark.parametrize('height,width', [(1, 5), (4, 1)])
 def test_one_pixel_wide_image_and_label_load(ade_copy, height, width):
     """mmseg squeezes a 1-pixel side out of the label map; the valid label was then blamed."""
     cv2.imwrite(val_image(ade_copy, 1), np.full((height, width, 3), 90, np.uint8))
@@ -132,7 +132,7 @@ def _damage(ann, damage):
 
 
 @pytest.mark.parametrize('damage,message', [
-    ('truncated', r'is not valid JSON \(.*\); is it truncated\?'),
+    ('truncated', r' is not valid JSON \(.*\); is it truncated\?'),
     ('no annotations', r': "annotations" is missing; expected a list'),
     ('no images', r': "images" is missing; expected a list'),
     ('unknown category', r': annotations\[1\] \(id 2\) has category_id 999, which is not among'),
