@@ -1,21 +1,37 @@
-"""A corrupt image or label file fails with one message naming it."""
+"""A corrupt image, label or annotation file fails with one message naming it; tiny inputs
+run."""
+import json
+import os
 import os.path as osp
 import shutil
 
+import cv2
+import numpy as np
 import pytest
+import torch
 from mmengine.registry import DefaultScope
 
-from vitext.apis import load_config
+from vitext.apis import ConfigError, check_data, load_config
 from vitext.data.transforms import CorruptDataError
 
-from conftest import DEMO_SEG
+from conftest import DEMO_DET, DEMO_SEG, det_options
 
 
 def build_val_dataset(data_root):
+    """The validation set as vitext's tools build it (after their pre-run checks)."""
     from mmseg.registry import DATASETS
     cfg = load_config(DEMO_SEG, {'val_dataloader.dataset.data_root': data_root})
+    check_data(cfg, ('val_dataloader',))
     with DefaultScope.overwrite_default_scope('mmseg'):
         return DATASETS.build(cfg.val_dataloader.dataset)
+
+
+def val_label(root, index):
+    return osp.join(root, 'annotations', 'validation', f'ADE_val_{index:08d}.png')
+
+
+def val_image(root, index):
+    return osp.join(root, 'images', 'validation', f'ADE_val_{index:08d}.jpg')
 
 
 @pytest.fixture
@@ -52,3 +68,99 @@ def test_corrupt_image_named(ade_copy):
         f.write(b'definitely not a jpeg')
     with pytest.raises(Exception, match=r'ADE_val_00000003.jpg'):
         build_val_dataset(ade_copy)[2]
+
+
+def test_label_values_beyond_the_classes_named(ade_copy):
+    """ADE20K has 150 classes: label values 1..150, 0 = "other" (ignored), 255 ignored. A 200
+    used to train into ``IndexError: Target 199 is out of bounds`` and test into a wrong mIoU."""
+    label = cv2.imread(val_label(ade_copy, 1), cv2.IMREAD_UNCHANGED)
+    label[:2, :2] = (0, 150), (255, 1)
+    cv2.imwrite(val_label(ade_copy, 1), label)
+    label[10, 10], label[20, 20] = 200, 151
+    cv2.imwrite(val_label(ade_copy, 2), label)
+    dataset = build_val_dataset(ade_copy)
+    assert dataset[0]['data_samples'].gt_sem_seg.data.max() == 255  # 0, 150, 255 are fine
+    with pytest.raises(CorruptDataError, match=r"'.*ADE_val_00000002.png' holds value\(s\) "
+                       r'151, 200; expected 1..150 for the 150 classes, 0 = ignored'):
+        dataset[1]
+
+
+def test_label_values_checked_without_reduce_zero_label():
+    from vitext.data.transforms import LoadSegAnnotations
+    transform = LoadSegAnnotations(num_classes=3, reduce_zero_label=False)
+    with pytest.raises(CorruptDataError, match=r"'l.png' holds value\(s\) 3; expected 0..2"):
+        transform._check_label_range('l.png', np.array([[0, 2], [255, 3]], np.uint8))
+
+
+def test_empty_image_folder_named(ade_copy):
+    for name in os.listdir(osp.dirname(val_image(ade_copy, 1))):
+        os.remove(osp.join(osp.dirname(val_image(ade_copy, 1)), name))
+    with pytest.raises(ConfigError, match=r'val_dataloader.dataset.data_prefix.img_path: folder '
+                       r"'.*images/validation' holds no files"):
+        build_val_dataset(ade_copy)
+
+
+@pytest.mark.parametrize('which', ['image', 'label'])
+def test_zero_byte_file_named(ade_copy, which):
+    path = (val_image if which == 'image' else val_label)(ade_copy, 3)
+    open(path, 'wb').close()
+    with pytest.raises(ConfigError, match=rf"file '{path}' is empty \(0 bytes\)"):
+        build_val_dataset(ade_copy)
+
+
+@pytest.mark.parametrize('height,width', [(1, 5), (4, 1)])
+def test_one_pixel_wide_image_and_label_load(ade_copy, height, width):
+    """mmseg squeezes a 1-pixel side out of the label map; the valid label was then blamed."""
+    cv2.imwrite(val_image(ade_copy, 1), np.full((height, width, 3), 90, np.uint8))
+    cv2.imwrite(val_label(ade_copy, 1), np.full((height, width), 4, np.uint8))
+    seg = build_val_dataset(ade_copy)[0]['data_samples'].gt_sem_seg.data
+    assert tuple(seg.shape) == (1, height, width) and (seg == 3).all()
+
+
+def _damage(ann, damage):
+    if damage == 'no annotations':
+        del ann['annotations']
+    elif damage == 'no images':
+        del ann['images']
+    elif damage == 'unknown category':
+        ann['annotations'][1]['category_id'] = 999
+    elif damage == 'malformed box':
+        ann['annotations'][2]['bbox'] = [1, 2, 3]
+    elif damage == 'negative box':
+        ann['annotations'][2]['bbox'] = [1, 2, -3, 4]
+    return json.dumps(ann)
+
+
+@pytest.mark.parametrize('damage,message', [
+    ('truncated', r' is not valid JSON \(.*\); is it truncated\?'),
+    ('no annotations', r': "annotations" is missing; expected a list'),
+    ('no images', r': "images" is missing; expected a list'),
+    ('unknown category', r': annotations\[1\] \(id 2\) has category_id 999, which is not among'),
+    ('malformed box', r': annotations\[2\] \(id 3\) has bbox \[1, 2, 3\]; expected \[x, y'),
+    ('negative box', r': annotations\[2\] \(id 3\) has bbox \[1, 2, -3, 4\]; expected'),
+])
+def test_damaged_coco_annotations_named(coco_root, tmp_path, damage, message):
+    root = shutil.copytree(coco_root, tmp_path / 'coco')
+    path = root / 'annotations' / 'instances_val2017.json'
+    text = path.read_text()
+    path.write_text(text[:len(text) // 2] if damage == 'truncated'
+                    else _damage(json.loads(text), damage))
+    opts = dict(o.split('=', 1) for o in det_options(root))
+    opts = {k: v for k, v in opts.items() if 'dataset.data_root' in k or 'ann_file' in k}
+    cfg = load_config(DEMO_DET, opts)
+    with pytest.raises(CorruptDataError, match=rf"annotation file '{path}'" + message):
+        check_data(cfg, ('val_dataloader',))
+
+
+@pytest.mark.parametrize('height,width', [(16, 16), (16, 200), (200, 16)])
+def test_plain_vit_pyramid_takes_one_token_high_grids(height, width):
+    """AFT-conv runs at any input size: a 1-token side used to fail in the stride-32 pool."""
+    from vitext.models.backbones import AFTViT
+    model = AFTViT(dict(embed_dims=32, num_layers=4), num_heads=8, kernel_size=3,
+                   out_indices=(0, 1, 2, 3)).eval()
+    with torch.no_grad():
+        outs = model(torch.randn(1, 3, height, width))
+    h, w = -(-height // 16), -(-width // 16)
+    assert [tuple(o.shape[-2:]) for o in outs] == [
+        (4 * h, 4 * w), (2 * h, 2 * w), (h, w), (max(h // 2, 1), max(w // 2, 1))]
+    assert all(torch.isfinite(o).all() for o in outs)

@@ -1,5 +1,7 @@
 """tools/robustness.py end to end on a tiny checkpoint trained on synthetic ADE20K."""
 import json
+import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -54,12 +56,8 @@ def test_resumes_after_kill(ade_root, checkpoint, tmp_path):
     out = tmp_path / 'robustness.json'
     deadline = time.time() + 300
     while time.time() < deadline:
-        if out.exists():
-            try:
-                done = json.loads(out.read_text())['results']
-            except ValueError:  # caught mid-write
-                continue
-            if len(done) >= 2:
+        if out.exists():  # written atomically: never caught mid-write
+            if len(json.loads(out.read_text())['results']) >= 2:
                 break
         time.sleep(0.2)
     env_proc.send_signal(signal.SIGKILL)
@@ -96,3 +94,63 @@ def test_detection_checkpoint_occlusion_and_corruptions(coco_root, tmp_path):
     for setting in results.values():
         assert 0 <= setting['coco/bbox_mAP'] <= 1 and 'coco/segm_mAP' in setting
     assert '| setting | coco/bbox_mAP |' in proc.stdout
+
+
+def test_interrupted_write_keeps_finished_settings(tmp_path):
+    """robustness.json used to be rewritten in place: a kill at 0 bytes lost every setting."""
+    from mmengine.config import Config
+    from vitext.evaluation.robustness import load_saved_results, run_identity
+    ckpt = tmp_path / 'iter_2.pth'
+    ckpt.write_bytes(b'weights')
+    identity = run_identity(Config(dict(model=dict(type='M'))), str(ckpt), dict(seed=0))
+    out = tmp_path / 'robustness.json'
+    from vitext.fileio import atomic_write
+    atomic_write(str(out), json.dumps(dict(run=identity, results={'clean': {'mIoU': 5.0}})))
+    child = ('import os, signal\nfrom vitext.fileio import atomic_path\n'
+             f'with atomic_path({str(out)!r}) as tmp:\n'
+             '    open(tmp, "w").close()\n'  # caught at 0 bytes
+             '    os.kill(os.getpid(), signal.SIGKILL)\n')
+    proc = subprocess.run([sys.executable, '-c', child], env={**os.environ, 'PYTHONPATH': ROOT})
+    assert proc.returncode == -signal.SIGKILL
+    assert load_saved_results(str(out), identity) == {'clean': {'mIoU': 5.0}}
+
+
+def test_results_of_another_checkpoint_are_not_reused(tmp_path):
+    from mmengine.config import Config
+    from vitext.evaluation.robustness import (ResultsMismatchError, load_saved_results,
+                                              run_identity)
+    cfg = Config(dict(model=dict(type='M')))
+    ckpt = tmp_path / 'iter_4.pth'
+    ckpt.write_bytes(b'weights of iter 4')
+    out = tmp_path / 'robustness.json'
+    out.write_text(json.dumps(dict(run=run_identity(cfg, str(ckpt), {}), results={'clean': {}})))
+    assert load_saved_results(str(out), run_identity(cfg, str(ckpt), {})) == {'clean': {}}
+    other = tmp_path / 'iter_2.pth'
+    other.write_bytes(b'weights of iter 2')
+    with pytest.raises(ResultsMismatchError, match=r"holds results of another run \(checkpoint: "
+                       r"'.*iter_4.pth' there, '.*iter_2.pth' now"):
+        load_saved_results(str(out), run_identity(cfg, str(other), {}))
+    ckpt.write_bytes(b'weights of iter 4, retrained')  # same path, new file
+    with pytest.raises(ResultsMismatchError, match='checkpoint_size'):
+        load_saved_results(str(out), run_identity(cfg, str(ckpt), {}))
+    with pytest.raises(ResultsMismatchError, match='config_sha256'):
+        load_saved_results(str(out), run_identity(Config(dict(model=dict(type='N'))),
+                                                  str(ckpt), {}))
+    out.write_text(json.dumps(dict(checkpoint=str(ckpt), results={'clean': {}})))  # old format
+    with pytest.raises(ResultsMismatchError, match='without a record of their checkpoint'):
+        load_saved_results(str(out), run_identity(cfg, str(ckpt), {}))
+
+
+def test_second_checkpoint_into_same_work_dir_refused(ade_root, checkpoint, tmp_path):
+    """Suite for iter_4 then for iter_2 into one work dir used to report iter_4's numbers."""
+    work = tmp_path / 'robust'
+    run_tool(robustness_cmd(ade_root, checkpoint, work, '--suite', 'occlusion'))
+    first = (work / 'robustness.json').read_text()
+    other = shutil.copy(checkpoint, tmp_path / 'iter_other.pth')
+    proc = run_tool(robustness_cmd(ade_root, other, work, '--suite', 'occlusion'), check=False)
+    assert proc.returncode != 0
+    last = proc.stderr.strip().splitlines()[-1]
+    assert last.startswith(f'robustness.py: {work / "robustness.json"} holds results of '
+                           "another run (checkpoint: "), last
+    assert "iter_other.pth' now" in last and 'Use another --work-dir' in last
+    assert (work / 'robustness.json').read_text() == first

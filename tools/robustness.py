@@ -5,9 +5,12 @@ python tools/robustness.py CONFIG CHECKPOINT --suite occlusion,fgsm,pgd,corrupti
     [--pgd-step-size S] [--occlusion-fraction 0.25] [--occlusion-fill 0] [--seed 0]
     [--work-dir DIR] [--cfg-options k=v ...]
 
-Writes <work-dir>/robustness.json (after every setting: a killed run resumes where it stopped),
-robustness.md and robustness.png. Epsilons are in pixel units (/255). Detection configs support
-occlusion and corruptions (box AP instead of mIoU).
+Writes <work-dir>/robustness.json (after every setting, atomically: a killed run resumes where
+it stopped), robustness.md and robustness.png. The default work dir is
+work_dirs/<config>/robustness/<checkpoint name>. Results saved for another checkpoint file (path,
+size, modification time), config or parameters are never reused: the run stops and says so.
+Epsilons are in pixel units (/255). Detection configs support occlusion and corruptions (box AP
+instead of mIoU).
 """
 import argparse
 import os.path as osp
@@ -41,21 +44,25 @@ def main():
     args = parse_args()
     from vitext.apis import check_data, check_model_types, load_config
     from vitext.evaluation.corruptions import CORRUPTIONS
-    from vitext.evaluation.robustness import run_suite
+    from vitext.evaluation.robustness import ResultsMismatchError, run_suite
     cfg = load_config(args.config, args.cfg_options)
     if not osp.isfile(args.checkpoint):
         raise FileNotFoundError(f'checkpoint file {args.checkpoint!r} does not exist')
     check_model_types(cfg)
     check_data(cfg, ('test_dataloader',))
     work_dir = args.work_dir or osp.join(
-        './work_dirs', osp.splitext(osp.basename(args.config))[0], 'robustness')
-    out = run_suite(cfg, args.checkpoint, work_dir,
-                    suites=[s.strip() for s in args.suite.split(',') if s.strip()],
-                    eps=args.eps, severities=args.severities,
-                    corruptions=args.corruptions or CORRUPTIONS, pgd_steps=args.pgd_steps,
-                    pgd_step_size=args.pgd_step_size,
-                    occlusion_fraction=args.occlusion_fraction,
-                    occlusion_fill=args.occlusion_fill, seed=args.seed)
+        './work_dirs', osp.splitext(osp.basename(args.config))[0], 'robustness',
+        osp.splitext(osp.basename(args.checkpoint))[0])
+    try:
+        out = run_suite(cfg, args.checkpoint, work_dir,
+                        suites=[s.strip() for s in args.suite.split(',') if s.strip()],
+                        eps=args.eps, severities=args.severities,
+                        corruptions=args.corruptions or CORRUPTIONS, pgd_steps=args.pgd_steps,
+                        pgd_step_size=args.pgd_step_size,
+                        occlusion_fraction=args.occlusion_fraction,
+                        occlusion_fill=args.occlusion_fill, seed=args.seed)
+    except ResultsMismatchError as err:
+        raise SystemExit(f'robustness.py: {err}') from None
     print('\n' + open(out['markdown']).read())
     print(f'results: {out["json"]}\nplot: {out["plot"]}')
 

@@ -75,15 +75,19 @@ def check_model_types(cfg: Config) -> None:
                                   f'{hint}')
 
 
-def _dataset_paths(dataset: dict, key: str) -> Iterator[Tuple[str, str, bool]]:
-    """(config key, path, is_dir) of the folders and files a dataset config reads."""
+def _leaf_datasets(dataset: dict, key: str) -> Iterator[Tuple[str, dict]]:
+    """(config key, config) of every dataset that reads files, inside Concat/Repeat wrappers."""
     if 'datasets' in dataset:  # ConcatDataset
         for i, child in enumerate(dataset['datasets']):
-            yield from _dataset_paths(child, f'{key}.datasets[{i}]')
-        return
-    if 'dataset' in dataset:  # RepeatDataset, ClassBalancedDataset, ...
-        yield from _dataset_paths(dataset['dataset'], f'{key}.dataset')
-        return
+            yield from _leaf_datasets(child, f'{key}.datasets[{i}]')
+    elif 'dataset' in dataset:  # RepeatDataset, ClassBalancedDataset, ...
+        yield from _leaf_datasets(dataset['dataset'], f'{key}.dataset')
+    else:
+        yield key, dataset
+
+
+def _dataset_paths(dataset: dict, key: str) -> Iterator[Tuple[str, str, bool]]:
+    """(config key, path, is_dir) of the folders and files a dataset config reads."""
     root = dataset.get('data_root') or ''
     if root:
         yield f'{key}.data_root', root, True
@@ -100,19 +104,104 @@ def _dataset_paths(dataset: dict, key: str) -> Iterator[Tuple[str, str, bool]]:
         yield f'{key}.ann_file', osp.join(root, dataset['ann_file']), False
 
 
+# data_prefix names of the image folder in mmseg and mmdet datasets.
+_IMAGE_PREFIXES = ('.img_path', '.img')
+
+
+def _check_folder_files(key: str, folder: str, needs_files: bool) -> None:
+    """A data folder must not hold empty (zero-byte) files, and an image folder must hold
+    files at all: mmseg/mmdet fail on either without naming the file or folder."""
+    count = 0
+    for parent, _, names in os.walk(folder, followlinks=True):
+        for name in names:
+            path = osp.join(parent, name)
+            count += 1
+            if osp.getsize(path) == 0:
+                raise ConfigError(f'{key}: file {path!r} is empty (0 bytes); replace or '
+                                  'remove it')
+    if needs_files and count == 0:
+        raise ConfigError(f'{key}: folder {folder!r} holds no files; expected the data set\'s '
+                          'images')
+
+
 def check_data(cfg: Config, loaders: Tuple[str, ...]) -> None:
-    """The data root, image/label folders and annotation files of ``loaders`` must exist."""
+    """The data root, image/label folders and annotation files of ``loaders`` must exist,
+    image folders must not be empty and no data file may be empty. Segmentation pipelines'
+    ``LoadSegAnnotations`` get the data set's number of classes, so that a label value beyond
+    them is refused naming the file. COCO annotation files (of the datasets and of the
+    evaluators) are checked by :func:`vitext.data.annotations.check_coco_annotations`."""
+    from .data.annotations import check_coco_annotations
+    checked = set()  # an evaluator often reads its dataset's annotation file
+
+    def check_annotations(path: str) -> None:
+        if osp.abspath(path) not in checked:
+            check_coco_annotations(path)
+            checked.add(osp.abspath(path))
+
     for loader in loaders:
         if not cfg.get(loader):
             continue
-        for key, path, is_dir in _dataset_paths(cfg[loader]['dataset'], f'{loader}.dataset'):
-            ok = osp.isdir(path) if is_dir else osp.isfile(path)
-            if not ok:
-                what = 'folder' if is_dir else 'file'
-                raise ConfigError(
-                    f'{key}: {what} {path!r} does not exist. Point it at the data set (e.g. '
-                    f'--cfg-options {key}=...), or make a synthetic set with '
-                    'python tools/make_synthetic_data.py')
+        for key, dataset in _leaf_datasets(cfg[loader]['dataset'], f'{loader}.dataset'):
+            for path_key, path, is_dir in _dataset_paths(dataset, key):
+                ok = osp.isdir(path) if is_dir else osp.isfile(path)
+                if not ok:
+                    what = 'folder' if is_dir else 'file'
+                    raise ConfigError(
+                        f'{path_key}: {what} {path!r} does not exist. Point it at the data set '
+                        f'(e.g. --cfg-options {path_key}=...), or make a synthetic set with '
+                        'python tools/make_synthetic_data.py')
+                if is_dir and '.data_prefix.' in path_key:
+                    _check_folder_files(path_key, path,
+                                        needs_files=path_key.endswith(_IMAGE_PREFIXES))
+                elif not is_dir and path.endswith('.json') and cfg.default_scope == 'mmdet':
+                    check_annotations(path)
+            if cfg.default_scope == 'mmseg':
+                _set_label_range(dataset, key)
+        evaluator_key = loader.replace('_dataloader', '_evaluator')
+        for metric in _as_list(cfg.get(evaluator_key)) if cfg.default_scope == 'mmdet' else []:
+            ann_file = metric.get('ann_file') if isinstance(metric, dict) else None
+            if ann_file:
+                if not osp.isfile(ann_file):
+                    raise ConfigError(f'{evaluator_key}.ann_file: file {ann_file!r} does not '
+                                      'exist')
+                check_annotations(ann_file)
+
+
+def _as_list(node: Any) -> list:
+    return list(node) if isinstance(node, (list, tuple)) else [node] if node else []
+
+
+def _set_label_range(dataset: dict, key: str) -> None:
+    """Give every ``LoadSegAnnotations`` of the dataset's pipeline its number of classes
+    (unless the config sets one)."""
+    from mmengine.registry import DefaultScope
+    from mmseg.registry import DATASETS
+    classes = (dataset.get('metainfo') or {}).get('classes')
+    if classes is None:
+        with DefaultScope.overwrite_default_scope('mmseg'):
+            DATASETS.import_from_location()
+            dataset_cls = DATASETS.get(dataset.get('type'))
+        if dataset_cls is None:
+            raise ConfigError(f'{key}.type={dataset.get("type")!r} is not a registered mmseg '
+                              'dataset')
+        classes = dataset_cls.METAINFO.get('classes')
+    if not classes:
+        return
+    for transform in _pipeline_transforms(dataset.get('pipeline') or []):
+        if transform.get('type') == 'LoadSegAnnotations':
+            transform.setdefault('num_classes', len(classes))
+
+
+def _pipeline_transforms(node: Any) -> Iterator[dict]:
+    """Every transform config in a pipeline, also those nested in wrappers (TestTimeAug)."""
+    if isinstance(node, dict):
+        if 'type' in node:
+            yield node
+        for value in node.values():
+            yield from _pipeline_transforms(value)
+    elif isinstance(node, (list, tuple)):
+        for item in node:
+            yield from _pipeline_transforms(item)
 
 
 def setup_cpu_distributed(cfg: Config, launcher: str) -> None:

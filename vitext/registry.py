@@ -16,14 +16,16 @@ from typing import List, Tuple
 def _shared_modules() -> List[Tuple[str, type]]:
     """(registry name, class) for every scope. Imported here, not at module level, so that
     ``vitext.ops`` stays free of mm imports."""
-    from .engine.hooks import SwitchToDeployHook
+    from .engine.checkpoint_hook import AtomicCheckpointHook
+    from .engine.hooks import SwitchToDeployHook, WorkDirLockHook
     from .engine.optimizers import ViTLayerDecayOptimizerConstructor
     from .evaluation.transforms import CentreOcclusion, CommonCorruption
     from .models.backbones import AFTViT, CBViT, SlidePVT, SlideSwinTransformer
     return [('MODELS', AFTViT), ('MODELS', CBViT), ('MODELS', SlidePVT),
             ('MODELS', SlideSwinTransformer),
             ('OPTIM_WRAPPER_CONSTRUCTORS', ViTLayerDecayOptimizerConstructor),
-            ('HOOKS', SwitchToDeployHook),
+            ('HOOKS', SwitchToDeployHook), ('HOOKS', AtomicCheckpointHook),
+            ('HOOKS', WorkDirLockHook),
             ('TRANSFORMS', CentreOcclusion), ('TRANSFORMS', CommonCorruption)]
 
 

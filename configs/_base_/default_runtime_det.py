@@ -5,7 +5,9 @@ default_hooks = dict(
     timer=dict(type='IterTimerHook'),
     logger=dict(type='LoggerHook', interval=50),
     param_scheduler=dict(type='ParamSchedulerHook'),
-    checkpoint=dict(type='CheckpointHook', interval=1),
+    # vitext's: crash-safe saves, --resume falls back to the newest complete checkpoint.
+    checkpoint=dict(type='AtomicCheckpointHook', interval=1),
+    work_dir_lock=dict(type='WorkDirLockHook'),  # one training run per work dir
     sampler_seed=dict(type='DistSamplerSeedHook'),
     visualization=dict(type='DetVisualizationHook'))
 env_cfg = dict(

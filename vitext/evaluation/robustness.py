@@ -2,11 +2,15 @@
 
 Settings are evaluated on the same test images: ``clean`` first, then occlusion, FGSM/PGD at
 each epsilon (segmentation only) and each corruption at each severity. Every finished setting is
-written to ``<work_dir>/robustness.json`` at once, so a killed run resumes where it stopped.
+written to ``<work_dir>/robustness.json`` at once (atomically: a kill leaves the previous
+version), so a killed run resumes where it stopped. The file records what its results are of
+(checkpoint path, size and modification time; a hash of the config; the attack/corruption
+parameters); a run with anything else refuses to reuse or overwrite them.
 Reports: the metrics and the relative drop from clean per setting; for corruptions also mPC (mean
 over types and severities) and rPC (mPC / clean); a markdown table and a PNG plot.
 """
 import copy
+import hashlib
 import json
 import os
 import os.path as osp
@@ -17,10 +21,49 @@ from mmengine.config import Config
 from mmengine.logging import print_log
 from mmengine.utils import ProgressBar
 
+from ..fileio import atomic_write
 from .attacks import fgsm_attack, pgd_attack
 from .corruptions import CORRUPTIONS, SEVERITIES
 
 SUITES = ('occlusion', 'fgsm', 'pgd', 'corruptions')
+
+
+class ResultsMismatchError(RuntimeError):
+    """The work dir holds robustness results of another checkpoint, config or parameters."""
+
+
+def run_identity(cfg: Config, checkpoint: str, params: dict) -> dict:
+    """What a run's results depend on: the checkpoint file (path, size, modification time), the
+    config (SHA-256 of its content, data paths included) and the suite's parameters."""
+    stat = os.stat(checkpoint)
+    config_text = json.dumps(cfg.to_dict(), sort_keys=True, default=repr)
+    return dict(checkpoint=osp.abspath(checkpoint), checkpoint_size=stat.st_size,
+                checkpoint_mtime_ns=stat.st_mtime_ns,
+                config_sha256=hashlib.sha256(config_text.encode()).hexdigest(), params=params)
+
+
+def load_saved_results(path: str, identity: dict) -> Dict[str, dict]:
+    """The finished settings in ``path`` (robustness.json) if they are of this run, {} if there
+    is no file; raises :class:`ResultsMismatchError` if they are of another run."""
+    if not osp.isfile(path):
+        return {}
+    try:
+        with open(path) as f:
+            data = json.load(f)
+    except ValueError as err:
+        raise ResultsMismatchError(f'{path} is not valid JSON ({err}); move it away to start '
+                                   'afresh') from None
+    saved = data.get('run') if isinstance(data, dict) else None
+    if saved != identity:
+        if not isinstance(saved, dict):
+            what = 'results without a record of their checkpoint and config'
+        else:
+            differ = [k for k in identity if saved.get(k) != identity[k]]
+            what = ('results of another run (' + '; '.join(
+                f'{k}: {saved.get(k)!r} there, {identity[k]!r} now' for k in differ) + ')')
+        raise ResultsMismatchError(f'{path} holds {what}. Use another --work-dir, or move the '
+                                   'file away to start afresh')
+    return data.get('results', {})
 
 
 def main_metric(scope: str) -> str:
@@ -86,8 +129,7 @@ def write_reports(work_dir: str, results: Dict[str, dict], summary: dict) -> Tup
     if 'mPC' in summary:
         lines.append(f'\nmPC {summary["mPC"]:.2f}, rPC {summary["rPC"]}')
     md = osp.join(work_dir, 'robustness.md')
-    with open(md, 'w') as f:
-        f.write('\n'.join(lines) + '\n')
+    atomic_write(md, '\n'.join(lines) + '\n')
 
     import matplotlib
     matplotlib.use('Agg')
@@ -128,10 +170,11 @@ def run_suite(cfg: Config, checkpoint: str, work_dir: str, suites: Sequence[str]
     metric = main_metric(scope)
     os.makedirs(work_dir, exist_ok=True)
     out_json = osp.join(work_dir, 'robustness.json')
-    results: Dict[str, dict] = {}
-    if osp.isfile(out_json):
-        with open(out_json) as f:
-            results = json.load(f).get('results', {})
+    identity = run_identity(cfg, checkpoint, dict(
+        seed=seed, pgd_steps=pgd_steps, pgd_step_size=pgd_step_size,
+        occlusion_fraction=occlusion_fraction, occlusion_fill=occlusion_fill))
+    results = load_saved_results(out_json, identity)
+    if results:
         print_log(f'resuming: {len(results)} setting(s) already in {out_json}', 'current')
 
     cfg = copy.deepcopy(cfg)
@@ -160,13 +203,13 @@ def run_suite(cfg: Config, checkpoint: str, work_dir: str, suites: Sequence[str]
             attack = lambda m, b, e=spec['eps']: pgd_attack(  # noqa: E731
                 m, b, e, steps=pgd_steps, step_size=pgd_step_size, seed=seed)
         results[key] = _evaluate(runner, model, loader_cfg, attack)
-        with open(out_json, 'w') as f:  # written as each setting finishes: resumable
-            json.dump(dict(checkpoint=checkpoint, results=results), f, indent=2)
+        # Written as each setting finishes: resumable.
+        atomic_write(out_json, json.dumps(dict(run=identity, results=results), indent=2))
         progress.update()
     ordered = {k: results[k] for k, _ in settings}
     summary = summarise(ordered, metric)
-    with open(out_json, 'w') as f:
-        json.dump(dict(checkpoint=checkpoint, summary=summary, results=ordered), f, indent=2)
+    atomic_write(out_json, json.dumps(dict(run=identity, summary=summary, results=ordered),
+                                      indent=2))
     md, png = write_reports(work_dir, ordered, summary)
     return dict(results=ordered, summary=summary, json=out_json, markdown=md, plot=png)
 

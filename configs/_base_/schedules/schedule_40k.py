@@ -22,7 +22,9 @@ default_hooks = dict(
     timer=dict(type='IterTimerHook'),
     logger=dict(type='LoggerHook', interval=50, log_metric_by_epoch=False),
     param_scheduler=dict(type='ParamSchedulerHook'),
-    checkpoint=dict(type='CheckpointHook', by_epoch=False, interval=4000, max_keep_ckpts=3,
-                    save_best='mIoU'),
+    # vitext's: crash-safe saves, --resume falls back to the newest complete checkpoint.
+    checkpoint=dict(type='AtomicCheckpointHook', by_epoch=False, interval=4000,
+                    max_keep_ckpts=3, save_best='mIoU'),
+    work_dir_lock=dict(type='WorkDirLockHook'),  # one training run per work dir
     sampler_seed=dict(type='DistSamplerSeedHook'),
     visualization=dict(type='SegVisualizationHook'))

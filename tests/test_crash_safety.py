@@ -1,0 +1,120 @@
+"""Kills during checkpointing, damaged work dirs and concurrent runs (issue 11, item 5 and the
+work-dir lock): ``--resume`` always finds a complete checkpoint, and says when it falls back."""
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+
+import pytest
+import torch
+
+from conftest import DEMO_SEG, run_tool, tiny_seg_options
+
+
+def train(ade_root, work, *cfg_options, resume=False, max_iters=3, check=True,
+          config=DEMO_SEG):
+    """tools/train.py for ``max_iters`` iterations with a checkpoint after each."""
+    opts = tiny_seg_options(ade_root, max_iters=max_iters, ckpt_interval=1) + list(cfg_options)
+    return run_tool(['tools/train.py', str(config), '--work-dir', str(work)]
+                    + (['--resume'] if resume else []) + ['--cfg-options', *opts], check=check)
+
+
+@pytest.fixture(scope='module')
+def trained(ade_root, tmp_path_factory):
+    """A work dir with iter_1.pth .. iter_3.pth."""
+    work = tmp_path_factory.mktemp('three_ckpts')
+    train(ade_root, work)
+    return work
+
+
+def test_atomic_write_killed_midway_keeps_previous(tmp_path):
+    from vitext.fileio import atomic_path, atomic_write
+    path = tmp_path / 'robustness.json'
+    atomic_write(str(path), '{"results": {"clean": 1}}')
+    child = (f'import os, signal\nfrom vitext.fileio import atomic_path\n'
+             f'with atomic_path({str(path)!r}) as tmp:\n'
+             f'    f = open(tmp, "w"); f.write("{{\\"res"); f.flush()\n'
+             f'    os.kill(os.getpid(), signal.SIGKILL)\n')
+    proc = subprocess.run([sys.executable, '-c', child], env={**os.environ,
+                          'PYTHONPATH': os.getcwd()})
+    assert proc.returncode == -signal.SIGKILL
+    assert path.read_text() == '{"results": {"clean": 1}}'
+    assert (tmp_path / 'robustness.json.partial').read_text() == '{"res'
+
+    with pytest.raises(RuntimeError):  # an exception: the target is kept, the temp removed
+        with atomic_path(str(path)) as tmp:
+            open(tmp, 'w').write('half')
+            raise RuntimeError
+    assert path.read_text() == '{"results": {"clean": 1}}'
+    assert not (tmp_path / 'robustness.json.partial').exists()
+
+
+def test_kill_while_saving_with_max_keep_1_resumes(ade_root, tmp_path):
+    """mmengine's CheckpointHook deletes iter_1.pth before writing iter_2.pth: killed then,
+    the work dir's last_checkpoint names a deleted file and no --resume ever works."""
+    killing = tmp_path / 'killing.py'
+    killing.write_text(
+        f'_base_ = [{DEMO_SEG!r}]\n'
+        "custom_imports = dict(imports=['vitext', 'vitext_test_hooks'], "
+        'allow_failed_imports=False)\n'
+        "custom_hooks = [dict(type='KillBeforeSaveHook', kill_at=2)]\n")
+    work = tmp_path / 'work'
+    proc = train(ade_root, work, 'default_hooks.checkpoint.max_keep_ckpts=1', config=killing,
+                 check=False)
+    assert proc.returncode == -signal.SIGKILL, proc.stderr[-3000:]
+    assert (work / 'iter_1.pth').is_file()  # kept until iter_2.pth is complete
+    assert (work / 'last_checkpoint').read_text() == str(work / 'iter_1.pth')
+
+    proc = train(ade_root, work, 'default_hooks.checkpoint.max_keep_ckpts=1', resume=True)
+    log = proc.stdout + proc.stderr
+    assert 'resumed epoch: 0, iter: 1' in log
+    assert 'taking over' in log and 'train.lock' in log  # the killed run's lock
+    assert sorted(p.name for p in work.glob('iter_*')) == ['iter_3.pth']
+    assert torch.load(work / 'iter_3.pth', weights_only=False)['meta']['iter'] == 3
+
+
+def test_resume_skips_truncated_and_deleted_checkpoints(ade_root, trained, tmp_path):
+    work = shutil.copytree(trained, tmp_path / 'work')
+    data = (work / 'iter_3.pth').read_bytes()
+    (work / 'iter_3.pth').write_bytes(data[:len(data) // 2])  # cut short by a kill
+    (work / 'iter_2.pth').unlink()
+    (work / 'last_checkpoint').write_text(str(work / 'iter_2.pth'))
+    (work / 'iter_4.pth.partial').write_bytes(data[:100])  # an interrupted atomic save
+
+    proc = train(ade_root, work, resume=True, max_iters=4)
+    log = proc.stdout + proc.stderr
+    assert (f"last_checkpoint names '{work / 'iter_2.pth'}', which does not exist; resuming "
+            f"from the newest complete checkpoint {work / 'iter_1.pth'}") in log
+    assert 'resumed epoch: 0, iter: 1' in log
+    assert not (work / 'iter_4.pth.partial').exists()
+    assert torch.load(work / 'iter_4.pth', weights_only=False)['meta']['iter'] == 4
+    assert (work / 'last_checkpoint').read_text() == str(work / 'iter_4.pth')
+
+
+def test_resume_with_empty_last_checkpoint(ade_root, trained, tmp_path):
+    work = shutil.copytree(trained, tmp_path / 'work')
+    (work / 'last_checkpoint').write_text('')
+    proc = train(ade_root, work, resume=True, max_iters=4)
+    log = proc.stdout + proc.stderr
+    assert (f'last_checkpoint is empty; resuming from the newest complete checkpoint '
+            f'{work / "iter_3.pth"}') in log
+    assert 'resumed epoch: 0, iter: 3' in log
+    assert (work / 'iter_4.pth').is_file()
+
+
+def test_second_run_into_a_busy_work_dir_is_refused(ade_root, trained, tmp_path):
+    work = shutil.copytree(trained, tmp_path / 'work')
+    before = {p.name: p.stat().st_mtime_ns for p in work.glob('iter_*.pth')}
+    live = subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(600)'])
+    try:
+        (work / 'train.lock').write_text(f'{live.pid} {socket.gethostname()}\n')
+        proc = train(ade_root, work, check=False)
+    finally:
+        live.kill()
+        live.wait()
+    assert proc.returncode != 0
+    last = proc.stderr.strip().splitlines()[-1]
+    assert f'work dir {str(work)!r} is in use by the training run of process {live.pid}' in last
+    assert {p.name: p.stat().st_mtime_ns for p in work.glob('iter_*.pth')} == before
