@@ -28,6 +28,7 @@ setup(
     long_description=open('README.md').read() if osp.exists('README.md') else '',
     long_description_content_type='text/markdown',
     packages=find_packages(exclude=('tests', 'tests.*', 'configs', 'tools', 'benchmarks')),
+    package_data={'vitext.ops': ['csrc/*.cpp']},  # optional CPU kernels, built on first use
     python_requires='>=3.10',
     install_requires=read_requirements('runtime.txt') + ['mmcv==2.1.0'],
     extras_require={'tests': read_requirements('tests.txt')},
