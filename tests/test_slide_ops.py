@@ -86,7 +86,8 @@ def qkv_reference(qkv, weight, bias, rel, ks, scale):
 @pytest.mark.parametrize('use_kernel', [True, False], ids=['kernel', 'pytorch'])
 @pytest.mark.parametrize('ks,B,H,W,nh,d', [(3, 2, 5, 7, 2, 3), (1, 1, 3, 4, 2, 4),
                                            (5, 1, 6, 3, 1, 5), (7, 2, 4, 5, 2, 2),
-                                           (3, 1, 9, 1, 3, 8)])
+                                           (3, 1, 9, 1, 3, 8), (3, 1, 4, 5, 2, 32),
+                                           (5, 1, 3, 4, 1, 64)])
 def test_fused_forms_match_the_reference(use_kernel, ks, B, H, W, nh, d):
     """slide_attention_qkv (the layer's path: C++ kernel, or the recomputing Function) against
     Im2Col in fp64 and fp32, with its gradients against autograd through Im2Col."""

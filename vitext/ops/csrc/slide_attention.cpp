@@ -62,11 +62,15 @@ struct Shape {
   }
 };
 
-// Keys K'[n] of one pixel and head into `keys` (k2 x d), logits into `l`; returns sum(q).
-template <typename T>
+// Head width: a compile-time D for the common widths (the channel loops unroll), else s.d.
+template <int D>
+inline int64_t width(const Shape& s) { return D > 0 ? D : s.d; }
+
+// Keys K'[n] of one pixel and head into `keys` (k2 x d), softmax weights into `l`.
+template <typename T, int D>
 inline void attention_weights(const Shape& s, const T* q, const T* const* kn, const T* wt,
                               const T* bt, const T* rel_h, T* keys, T* l) {
-  const int64_t d = s.d, k2 = s.k2;
+  const int64_t d = width<D>(s), k2 = s.k2;
   T qsum = 0;
   for (int64_t c = 0; c < d; ++c) qsum += q[c];
   for (int64_t n = 0; n < k2; ++n) {
@@ -78,10 +82,10 @@ inline void attention_weights(const Shape& s, const T* q, const T* const* kn, co
   softmax(l, k2);
 }
 
-template <typename T>
+template <typename T, int D>
 void forward_impl(const Shape& s, const T* qkv, const T* wt, const T* bt, const T* rel, T scale,
                   T* out) {
-  const int64_t d = s.d, k2 = s.k2, C = s.C;
+  const int64_t d = width<D>(s), k2 = s.k2, C = s.C;
   at::parallel_for(0, s.B * s.H, 1, [&](int64_t begin, int64_t end) {
     std::vector<T> zeros(d, 0), q(d), keys(k2 * d), a(k2), mix(d);
     std::vector<const T*> kn(k2), vn(k2);
@@ -96,7 +100,8 @@ void forward_impl(const Shape& s, const T* qkv, const T* wt, const T* bt, const 
             kn[p] = o < 0 ? zeros.data() : qkv + o + C + h * d;
             vn[p] = o < 0 ? zeros.data() : qkv + o + 2 * C + h * d;
           }
-          attention_weights(s, q.data(), kn.data(), wt, bt, rel + h * k2, keys.data(), a.data());
+          attention_weights<T, D>(s, q.data(), kn.data(), wt, bt, rel + h * k2, keys.data(),
+                                  a.data());
           T* o = out + ((b * s.H + y) * s.W + x) * C + h * d;
           std::fill(o, o + d, T(0));
           for (int64_t n = 0; n < k2; ++n) axpy(o, a[n], bt + n * d, d);
@@ -111,10 +116,10 @@ void forward_impl(const Shape& s, const T* qkv, const T* wt, const T* bt, const 
   });
 }
 
-template <typename T>
+template <typename T, int D>
 void backward_impl(const Shape& s, const T* grad, const T* qkv, const T* wt, const T* bt,
                    const T* rel, T scale, T* gqkv, T* gwt, T* gbt, T* grel) {
-  const int64_t d = s.d, k2 = s.k2, C = s.C, heads = s.heads;
+  const int64_t d = width<D>(s), k2 = s.k2, C = s.C, heads = s.heads;
   const int64_t rows = std::max<int64_t>(2 * s.pad, 1), blocks = (s.H + rows - 1) / rows;
   const int64_t threads = at::get_num_threads();
   const int64_t nw = k2 * k2 * d, nb = k2 * d, nr = heads * k2;
@@ -145,7 +150,8 @@ void backward_impl(const Shape& s, const T* grad, const T* qkv, const T* wt, con
               gvn[p] = o < 0 ? sink.data() : gqkv + o + 2 * C + h * d;
             }
             const T* rel_h = rel + h * k2;
-            attention_weights(s, q.data(), kn.data(), wt, bt, rel_h, keys.data(), a.data());
+            attention_weights<T, D>(s, q.data(), kn.data(), wt, bt, rel_h, keys.data(),
+                                    a.data());
             T qsum = 0;
             for (int64_t c = 0; c < d; ++c) qsum += q[c];
             for (int64_t p = 0; p < k2; ++p) {
@@ -231,9 +237,13 @@ at::Tensor slide_forward(const at::Tensor& qkv_in, const at::Tensor& weight,
   const at::Tensor bt = bias.reshape({s.d, s.k2}).t().contiguous();
   const at::Tensor r = rel.contiguous();
   AT_DISPATCH_FLOATING_TYPES(qkv.scalar_type(), "slide_forward", [&] {
-    forward_impl<scalar_t>(s, qkv.data_ptr<scalar_t>(), wt.data_ptr<scalar_t>(),
-                           bt.data_ptr<scalar_t>(), r.data_ptr<scalar_t>(),
-                           static_cast<scalar_t>(scale), out.data_ptr<scalar_t>());
+    auto run = [&](auto impl) {
+      impl(s, qkv.data_ptr<scalar_t>(), wt.data_ptr<scalar_t>(), bt.data_ptr<scalar_t>(),
+           r.data_ptr<scalar_t>(), static_cast<scalar_t>(scale), out.data_ptr<scalar_t>());
+    };
+    if (s.d == 32) run(forward_impl<scalar_t, 32>);
+    else if (s.d == 64) run(forward_impl<scalar_t, 64>);
+    else run(forward_impl<scalar_t, 0>);
   });
   return out;
 }
@@ -252,11 +262,15 @@ std::vector<at::Tensor> slide_backward(const at::Tensor& grad_in, const at::Tens
   const at::Tensor bt = bias.reshape({s.d, s.k2}).t().contiguous();
   const at::Tensor r = rel.contiguous();
   AT_DISPATCH_FLOATING_TYPES(qkv.scalar_type(), "slide_backward", [&] {
-    backward_impl<scalar_t>(s, grad.data_ptr<scalar_t>(), qkv.data_ptr<scalar_t>(),
-                            wt.data_ptr<scalar_t>(), bt.data_ptr<scalar_t>(),
-                            r.data_ptr<scalar_t>(), static_cast<scalar_t>(scale),
-                            gqkv.data_ptr<scalar_t>(), gwt.data_ptr<scalar_t>(),
-                            gbt.data_ptr<scalar_t>(), grel.data_ptr<scalar_t>());
+    auto run = [&](auto impl) {
+      impl(s, grad.data_ptr<scalar_t>(), qkv.data_ptr<scalar_t>(), wt.data_ptr<scalar_t>(),
+           bt.data_ptr<scalar_t>(), r.data_ptr<scalar_t>(), static_cast<scalar_t>(scale),
+           gqkv.data_ptr<scalar_t>(), gwt.data_ptr<scalar_t>(), gbt.data_ptr<scalar_t>(),
+           grel.data_ptr<scalar_t>());
+    };
+    if (s.d == 32) run(backward_impl<scalar_t, 32>);
+    else if (s.d == 64) run(backward_impl<scalar_t, 64>);
+    else run(backward_impl<scalar_t, 0>);
   });
   at::Tensor gweight = gwt.permute({2, 0, 1}).reshape(weight.sizes()).contiguous();
   at::Tensor gbias = gbt.t().reshape(bias.sizes()).contiguous();
