@@ -184,7 +184,10 @@ def _aft_conv_backward(q: Tensor, k: Tensor, v: Tensor, weight: Tensor, grad: Te
 
 class _AFTConvFunction(torch.autograd.Function):
     """AFT-conv keeping only Q, K, V and w for backward; the backward pass recomputes
-    exp(K), exp(K) V and the ratio one group of heads at a time."""
+    exp(K), exp(K) V and the ratio one group of heads at a time (at least
+    ``BACKWARD_HEAD_CHUNKS`` groups: its temporaries sit next to the full-size gradients)."""
+
+    BACKWARD_HEAD_CHUNKS = 16
 
     @staticmethod
     def forward(ctx, q, k, v, weight, head_chunks):
@@ -196,7 +199,8 @@ class _AFTConvFunction(torch.autograd.Function):
     def backward(ctx, grad):
         q, k, v, weight = ctx.saved_tensors
         grads = [torch.empty_like(t) for t in (q, k, v, weight)]
-        for hs, cs in _head_slices(q.shape[1], weight.shape[0], ctx.head_chunks):
+        chunks = max(ctx.head_chunks, _AFTConvFunction.BACKWARD_HEAD_CHUNKS)
+        for hs, cs in _head_slices(q.shape[1], weight.shape[0], chunks):
             parts = _aft_conv_backward(q[:, cs], k[:, hs], v[:, cs], weight[hs], grad[:, cs])
             for out, part, index in zip(grads, parts, (cs, hs, cs, hs)):
                 if out.dim() == 4:
