@@ -80,6 +80,7 @@ setup(
     long_description_content_type='text/markdown',
     packages=find_packages(include=('vitext', 'vitext.*')),
     cmdclass={'build_py': BuildPyWithMim},
+    package_data={'vitext.ops': ['csrc/*.cpp']},  # optional CPU kernels, built on first use
     python_requires='>=3.10',
     install_requires=INSTALL_REQUIRES,
     extras_require=EXTRAS_REQUIRE,

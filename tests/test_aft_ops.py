@@ -129,6 +129,42 @@ def test_gradcheck():
     assert torch.autograd.gradcheck(aft_conv, (qc, kc, vc, wc))
 
 
+@pytest.mark.parametrize('heads,s,H,W,C,chunks', [(2, 3, 4, 5, 4, 1), (1, 5, 3, 3, 3, 1),
+                                                  (4, 3, 5, 2, 4, 3), (3, 7, 6, 5, 6, 2),
+                                                  (2, 1, 3, 4, 4, 2)])
+def test_aft_conv_custom_backward(heads, s, H, W, C, chunks):
+    """The custom backward (recomputing per group of heads, kernel gradient by correlation)
+    equals autograd through the plain form in fp64, and passes gradcheck; odd sizes and
+    kernels 1-7, heads split into uneven groups."""
+    from vitext.ops.aft import _aft_conv_heads
+    q, v = rand(2, C, H, W), rand(2, C, H, W)
+    k, weight = rand(2, heads, H, W), rand(heads, s, s)
+    params = [t.requires_grad_() for t in (q, k, v, weight)]
+    out = aft_conv(*params, head_chunks=chunks)
+    torch.testing.assert_close(out, ref_aft_conv(q, k, v, weight))
+    grad = rand(*out.shape)
+    got = torch.autograd.grad(out, params, grad)
+    expected = torch.autograd.grad(_aft_conv_heads(*params, inplace=False), params, grad)
+    for g, e in zip(got, expected):
+        torch.testing.assert_close(g, e, rtol=1e-10, atol=1e-10)
+    assert torch.autograd.gradcheck(lambda *a: aft_conv(*a, head_chunks=chunks), params)
+
+
+def test_aft_conv_custom_backward_fp32_channels_last():
+    """The layer's layout (channels-last views of the projections) in fp32."""
+    from vitext.ops.aft import _aft_conv_heads
+    B, C, heads, H, W = 2, 8, 4, 7, 5
+    maps = [torch.randn(B, H, W, n).permute(0, 3, 1, 2) for n in (C, heads, C)]
+    weight = torch.randn(heads, 5, 5)
+    params = [t.requires_grad_() for t in (*maps, weight)]
+    out = aft_conv(*params)
+    ref = _aft_conv_heads(*params, inplace=False)
+    torch.testing.assert_close(out, ref, rtol=1e-5, atol=1e-5)
+    grad = torch.randn_like(out)
+    for g, e in zip(torch.autograd.grad(out, params, grad), torch.autograd.grad(ref, params, grad)):
+        torch.testing.assert_close(g, e, rtol=1e-4, atol=1e-4)
+
+
 def test_conv_layer_at_init_is_aft_simple():
     layer = AFTConv(dim=8, num_heads=4, kernel_size=5).double()
     w = layer.position_weight()

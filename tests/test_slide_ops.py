@@ -7,7 +7,8 @@ import torch
 import torch.nn.functional as F
 
 from vitext.ops import (SlideAttention, shift_kernels, slide_attention, slide_attention_copies,
-                        slide_attention_unfold)
+                        slide_attention_qkv, slide_attention_unfold)
+from vitext.ops.cpu_kernels import cpu_kernel
 
 torch.manual_seed(0)
 
@@ -58,6 +59,105 @@ def test_three_forms_match_the_definition(ks, H, W):
                                **tol)
     torch.testing.assert_close(slide_attention_unfold(q, k, v, rel, ks, [shift, deform]), ref,
                                **tol)
+
+
+def kernel_or_skip() -> bool:
+    if cpu_kernel('slide_attention') is None:
+        pytest.skip('the C++ slide attention kernel could not be built here')
+    return True
+
+
+def qkv_case(ks, B, H, W, nh, d, dtype=torch.float64):
+    """qkv (B, H, W, 3, heads, d) and a merged conv (shift + deformed) with its bias."""
+    qkv = torch.randn(B, H, W, 3, nh, d, dtype=dtype)
+    weight = shift_kernels(d, ks).to(dtype) + torch.randn(d * ks * ks, 1, ks, ks, dtype=dtype) * .3
+    bias = torch.randn(d * ks * ks, dtype=dtype) * .3
+    rel = torch.randn(nh, ks * ks, dtype=dtype) * .5
+    return qkv, weight, bias, rel
+
+
+def qkv_reference(qkv, weight, bias, rel, ks, scale):
+    B, H, W, _, nh, d = qkv.shape
+    q, k, v = qkv.permute(3, 0, 4, 5, 1, 2).unbind(0)
+    y = slide_attention_unfold(q * scale, k, v, rel, ks, [(weight, bias)])
+    return y.reshape(B, nh * d, H, W).permute(0, 2, 3, 1)
+
+
+@pytest.mark.parametrize('use_kernel', [True, False], ids=['kernel', 'pytorch'])
+@pytest.mark.parametrize('ks,B,H,W,nh,d', [(3, 2, 5, 7, 2, 3), (1, 1, 3, 4, 2, 4),
+                                           (5, 1, 6, 3, 1, 5), (7, 2, 4, 5, 2, 2),
+                                           (3, 1, 9, 1, 3, 8), (3, 1, 4, 5, 2, 32),
+                                           (5, 1, 3, 4, 1, 64)])
+def test_fused_forms_match_the_reference(use_kernel, ks, B, H, W, nh, d):
+    """slide_attention_qkv (the layer's path: C++ kernel, or the recomputing Function) against
+    Im2Col in fp64 and fp32, with its gradients against autograd through Im2Col."""
+    if use_kernel:
+        kernel_or_skip()
+    inputs = qkv_case(ks, B, H, W, nh, d)
+    params = [t.clone().requires_grad_() for t in inputs]
+    out = slide_attention_qkv(*params, ks, 0.7, use_kernel=use_kernel)
+    ref_params = [t.clone().requires_grad_() for t in inputs]
+    ref = qkv_reference(*ref_params, ks, 0.7)
+    torch.testing.assert_close(out, ref, rtol=1e-10, atol=1e-10)
+    grad = torch.randn_like(out)
+    got = torch.autograd.grad(out, params, grad)
+    expected = torch.autograd.grad(ref, ref_params, grad)
+    for g, e in zip(got, expected):
+        torch.testing.assert_close(g, e, rtol=1e-9, atol=1e-9)
+    single = [t.float() for t in inputs]
+    torch.testing.assert_close(slide_attention_qkv(*single, ks, 0.7, use_kernel=use_kernel),
+                               qkv_reference(*single, ks, 0.7).contiguous(), rtol=1e-5,
+                               atol=1e-5)
+
+
+@pytest.mark.parametrize('use_kernel', [True, False], ids=['kernel', 'pytorch'])
+@pytest.mark.parametrize('ks', [1, 3, 5])
+def test_fused_forms_gradcheck(use_kernel, ks):
+    if use_kernel:
+        kernel_or_skip()
+    params = [t.requires_grad_() for t in qkv_case(ks, 1, 3, 4, 2, 2)]
+    assert torch.autograd.gradcheck(
+        lambda *t: slide_attention_qkv(*t, ks, 0.7, use_kernel=use_kernel), params,
+        fast_mode=True)
+
+
+def test_kernel_op_registration():
+    """vitext::slide_attention passes PyTorch's custom-op checks (schema, fake tensors,
+    autograd registration) and torch.export records it as one op."""
+    kernel_or_skip()
+    qkv, weight, bias, rel = (t.float().requires_grad_() for t in qkv_case(3, 1, 4, 5, 2, 3))
+    torch.library.opcheck(torch.ops.vitext.slide_attention.default,
+                          (qkv, weight, bias, rel, 3, 0.5))
+
+    class Wrap(torch.nn.Module):
+        def forward(self, qkv, weight, bias, rel):
+            return slide_attention_qkv(qkv, weight, bias, rel, 3, 0.5)
+
+    graph = torch.export.export(Wrap(), tuple(t.detach() for t in (qkv, weight, bias, rel)))
+    targets = [str(n.target) for n in graph.graph.nodes if n.op == 'call_function']
+    assert targets == ['vitext.slide_attention.default']
+
+
+def test_layer_paths_agree():
+    """The layer's fused path, and the plain path it takes under export/tracing and with
+    attention dropout (here dropout 0 in training to compare), give the same outputs and
+    gradients."""
+    layer = SlideAttention(12, 2, kernel_size=3).double()
+    with torch.no_grad():
+        layer.deform.weight.normal_(std=.3)
+    x = torch.randn(2, 5, 6, 12, dtype=torch.float64, requires_grad=True)
+    fused = layer(x)
+    plain_qkv = layer.qkv(x).view(2, 5, 6, 3, 2, 6)
+    q, k, v = plain_qkv.permute(3, 0, 4, 5, 1, 2).unbind(0)
+    plain = layer.proj(layer.attend(q, k, v).reshape(2, 12, 5, 6).permute(0, 2, 3, 1))
+    torch.testing.assert_close(fused, plain, rtol=1e-10, atol=1e-10)
+    g = torch.randn_like(fused)
+    params = [x, layer.deform.weight, layer.shift.bias, layer.relative_position_bias_table,
+              layer.qkv.weight]
+    for a, b in zip(torch.autograd.grad(fused, params, g), torch.autograd.grad(plain, params, g)):
+        torch.testing.assert_close(a, b, rtol=1e-9, atol=1e-9)
+    traced = torch.jit.trace(layer.eval(), x.detach())  # traced: the plain path
+    torch.testing.assert_close(traced(x.detach()), layer(x.detach()), rtol=1e-10, atol=1e-10)
 
 
 def test_plain_shifts_are_local_attention():

@@ -17,12 +17,20 @@ Three evaluations of the same function:
   K and V materialised by the convs. Kept for the benchmark.
 * :func:`slide_attention_unfold` — the Im2Col reference written from the definition: an explicit
   k x k neighbourhood gather (``F.unfold``), then per-channel mixing with the conv weights.
+
+The layer calls :func:`slide_attention_qkv` on its qkv projection: on the CPU the C++ kernel
+``csrc/slide_attention.cpp`` (one pass per pixel over its neighbourhood, straight from the qkv
+layout; registered as the ``vitext::slide_attention`` op with its own backward), elsewhere or
+where no kernel could be built :func:`slide_attention` under a custom autograd Function that keeps
+only its inputs and recomputes the per-shift products in the backward pass.
 """
 from typing import Optional, Sequence, Tuple
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
+
+from .cpu_kernels import cpu_kernel
 
 Conv = Tuple[Tensor, Optional[Tensor]]  # depthwise (d*k^2, 1, k, k) weight and (d*k^2,) bias
 
@@ -105,6 +113,99 @@ def slide_attention(q: Tensor, k: Tensor, v: Tensor, rel_pos_bias: Tensor, kerne
         weights = attn[:, p:p + 1] if mix is None else torch.matmul(mix[:, :, p], attn)
         out = out.addcmul_(weights, shifted(vf, p))
     return out.view(B, nh, d, H, Wp)[..., :W]
+
+
+def _slide_attention_plain(qkv: Tensor, weight: Tensor, bias: Tensor, rel_pos_bias: Tensor,
+                           kernel_size: int, scale: float) -> Tensor:
+    """:func:`slide_attention_qkv` through :func:`slide_attention` (pure PyTorch)."""
+    B, H, W, _, nh, d = qkv.shape
+    q, k, v = qkv.permute(3, 0, 4, 5, 1, 2).unbind(0)  # each (B, heads, d, H, W)
+    y = slide_attention(q * scale, k, v, rel_pos_bias, kernel_size, weight, bias)
+    return y.reshape(B, nh * d, H, W).permute(0, 2, 3, 1)
+
+
+class _SlideAttentionRecompute(torch.autograd.Function):
+    """The pure-PyTorch form keeping only its inputs for backward: the k^2 per-shift products
+    are recomputed there instead of being held from the forward pass."""
+
+    @staticmethod
+    def forward(ctx, qkv, weight, bias, rel_pos_bias, kernel_size, scale):
+        ctx.save_for_backward(qkv, weight, bias, rel_pos_bias)
+        ctx.kernel_size, ctx.scale = kernel_size, scale
+        return _slide_attention_plain(qkv, weight, bias, rel_pos_bias, kernel_size, scale)
+
+    @staticmethod
+    def backward(ctx, grad):
+        inputs = [t.detach().requires_grad_(need)
+                  for t, need in zip(ctx.saved_tensors, ctx.needs_input_grad)]
+        with torch.enable_grad():
+            out = _slide_attention_plain(*inputs, ctx.kernel_size, ctx.scale)
+        wanted = [t for t in inputs if t.requires_grad]
+        grads = iter(torch.autograd.grad(out, wanted, grad) if wanted else ())
+        return (*(next(grads) if t.requires_grad else None for t in inputs), None, None)
+
+
+@torch.library.custom_op('vitext::slide_attention', mutates_args=())
+def _slide_attention_kernel(qkv: Tensor, weight: Tensor, bias: Tensor, rel_pos_bias: Tensor,
+                            kernel_size: int, scale: float) -> Tensor:
+    return cpu_kernel('slide_attention').forward(qkv, weight, bias, rel_pos_bias, kernel_size,
+                                                 scale)
+
+
+@torch.library.custom_op('vitext::slide_attention_backward', mutates_args=())
+def _slide_attention_kernel_backward(grad: Tensor, qkv: Tensor, weight: Tensor, bias: Tensor,
+                                     rel_pos_bias: Tensor, kernel_size: int, scale: float
+                                     ) -> Tuple[Tensor, Tensor, Tensor, Tensor]:
+    return tuple(cpu_kernel('slide_attention').backward(grad, qkv, weight, bias, rel_pos_bias,
+                                                        kernel_size, scale))
+
+
+@_slide_attention_kernel.register_fake
+def _(qkv, weight, bias, rel_pos_bias, kernel_size, scale):
+    B, H, W, _, nh, d = qkv.shape
+    return qkv.new_empty(B, H, W, nh * d)
+
+
+@_slide_attention_kernel_backward.register_fake
+def _(grad, qkv, weight, bias, rel_pos_bias, kernel_size, scale):
+    return tuple(torch.empty_like(t) for t in (qkv, weight, bias, rel_pos_bias))
+
+
+def _kernel_setup_context(ctx, inputs, output):
+    qkv, weight, bias, rel_pos_bias, ctx.kernel_size, ctx.scale = inputs
+    ctx.save_for_backward(qkv, weight, bias, rel_pos_bias)
+
+
+def _kernel_backward(ctx, grad):
+    grads = _slide_attention_kernel_backward(grad, *ctx.saved_tensors, ctx.kernel_size, ctx.scale)
+    return (*grads, None, None)
+
+
+_slide_attention_kernel.register_autograd(_kernel_backward, setup_context=_kernel_setup_context)
+
+
+def slide_attention_qkv(qkv: Tensor, weight: Tensor, bias: Tensor, rel_pos_bias: Tensor,
+                        kernel_size: int = 3, scale: float = 1.,
+                        use_kernel: Optional[bool] = None) -> Tensor:
+    """Slide attention straight from a qkv projection's output.
+
+    Args:
+        qkv: (B, H, W, 3, heads, d), q unscaled.
+        weight, bias: the neighbour conv, (d*k^2, 1, k, k) and (d*k^2,).
+        rel_pos_bias: (heads, k^2).
+        scale: multiplies q.
+        use_kernel: the C++ CPU kernel (``None``: wherever it applies and could be built).
+    Returns:
+        (B, H, W, heads*d), the heads concatenated as the output projection takes them.
+    """
+    _check_kernel_size(kernel_size)
+    if use_kernel is None:
+        use_kernel = (qkv.device.type == 'cpu' and qkv.dtype in (torch.float32, torch.float64)
+                      and cpu_kernel('slide_attention') is not None)
+    args = (qkv, weight, bias, rel_pos_bias, kernel_size, float(scale))
+    if use_kernel:
+        return _slide_attention_kernel(*args)
+    return _SlideAttentionRecompute.apply(*args)
 
 
 def slide_attention_copies(q: Tensor, k: Tensor, v: Tensor, rel_pos_bias: Tensor,
@@ -244,18 +345,29 @@ class SlideAttention(nn.Module):
         return self.shift.weight + self.deform.weight, self.shift.bias + self.deform.bias
 
     def attend(self, q: Tensor, k: Tensor, v: Tensor) -> Tensor:
-        """Slide attention on per-head maps (B, heads, d, H, W), q unscaled."""
+        """Slide attention on per-head maps (B, heads, d, H, W), q unscaled, by
+        :func:`slide_attention` (traced by exporters, and with attention dropout)."""
         weight, bias = self.neighbour_conv()
         return slide_attention(q * self.scale, k, v, self.relative_position_bias_table,
                                self.kernel_size, weight, bias, self.attn_drop, self.training)
+
+    def attend_qkv(self, qkv: Tensor) -> Tensor:
+        """(B, H, W, 3, heads, d) -> (B, H, W, C): :func:`slide_attention_qkv` (custom backward,
+        CPU kernel), or :meth:`attend` under ONNX export / tracing and with attention dropout."""
+        if (torch.onnx.is_in_onnx_export() or torch.jit.is_tracing()
+                or (self.attn_drop and self.training)):
+            B, H, W = qkv.shape[:3]
+            q, k, v = qkv.permute(3, 0, 4, 5, 1, 2).unbind(0)  # each (B, heads, d, H, W)
+            return self.attend(q, k, v).reshape(B, -1, H, W).permute(0, 2, 3, 1)
+        weight, bias = self.neighbour_conv()
+        return slide_attention_qkv(qkv, weight, bias, self.relative_position_bias_table,
+                                   self.kernel_size, self.scale)
 
     def forward(self, x: Tensor) -> Tensor:
         if not self.channels_last:
             x = x.permute(0, 2, 3, 1)
         B, H, W, C = x.shape
-        qkv = self.qkv(x).view(B, H, W, 3, self.num_heads, self.head_dim)
-        q, k, v = qkv.permute(3, 0, 4, 5, 1, 2).unbind(0)  # each (B, heads, d, H, W)
-        y = self.attend(q, k, v).view(B, C, H, W).permute(0, 2, 3, 1)
+        y = self.attend_qkv(self.qkv(x).view(B, H, W, 3, self.num_heads, self.head_dim))
         y = self.proj_drop(self.proj(y))
         return y if self.channels_last else y.permute(0, 3, 1, 2)
 
@@ -273,4 +385,4 @@ def merge_all_shift_convs(model: nn.Module) -> int:
 
 
 __all__ = ['merge_all_shift_convs', 'shift_kernels', 'slide_attention', 'slide_attention_copies',
-           'slide_attention_unfold', 'SlideAttention']
+           'slide_attention_qkv', 'slide_attention_unfold', 'SlideAttention']
