@@ -3,7 +3,7 @@
 
 Before a runner is built the config is checked, so that common mistakes fail with one message
 naming the key or path: an unknown model/backbone type (with close matches), a missing data root
-or annotation file, a missing checkpoint.
+or annotation file, a checkpoint that is missing, unsafe, unreadable or does not fit the model.
 """
 import copy
 import difflib
