@@ -87,7 +87,7 @@ def test_plain_timm_state_dict_is_refused(ade_root, tmp_path):
     with pytest.raises(CheckpointMismatchError) as err:
         vitext.apis.test(AFT_DEMO, path, work_dir=str(tmp_path), cfg_options=data_options(ade_root))
     message = str(err.value)
-    assert 'missing in checkpoint: backbone.' in message
+    assert 'missing in checkpoint: auxiliary_head.' in message and 'backbone.' in message
     assert 'not in model: blocks.0.attn.qkv.bias' in message
 
 
