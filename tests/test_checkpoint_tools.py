@@ -88,7 +88,7 @@ def test_plain_timm_state_dict_is_refused(ade_root, tmp_path):
         vitext.apis.test(AFT_DEMO, path, work_dir=str(tmp_path), cfg_options=data_options(ade_root))
     message = str(err.value)
     assert 'missing in checkpoint: auxiliary_head.' in message and 'backbone.' in message
-    assert 'not in model: blocks.0.attn.qkv.bias' in message
+    assert 'not in model: blocks.0.attn.proj.bias' in message
 
 
 def test_train_refuses_a_load_from_of_another_model(cbvit_checkpoint, ade_root, tmp_path):
