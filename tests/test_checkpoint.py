@@ -1,15 +1,23 @@
 """Safe checkpoint loading (torch >= 2.6 weights_only) through mmengine's own loaders."""
+import json
 import os
 import pickle
+import shutil
+import subprocess
+import sys
 
 import numpy as np
 import pytest
 import torch
-from mmengine.logging import HistoryBuffer
+from mmengine.logging import HistoryBuffer, MessageHub
 from mmengine.runner import CheckpointLoader, load_checkpoint
 
 import vitext  # noqa: F401  (installs the safe loader)
+from conftest import HELPERS, ROOT
 from vitext.checkpoint import UnsafeCheckpointError, safe_load
+
+sys.path.insert(0, HELPERS)  # hostile_checkpoints runs in subprocesses from there too
+import hostile_checkpoints  # noqa: E402
 
 
 def mmengine_style_checkpoint():
@@ -96,3 +104,200 @@ def test_safetensors(tmp_path):
     save_file({'weight': torch.arange(4.).reshape(2, 2)}, path)
     state = CheckpointLoader.load_checkpoint(path, map_location='cpu')
     assert torch.equal(state['weight'], torch.arange(4.).reshape(2, 2))
+
+
+class PopenPayload:
+    def __reduce__(self):
+        return (subprocess.Popen, (['touch', '/tmp/vitext_pwned'],))
+
+
+def real_message_hub(name):
+    """mmengine's MessageHub as a run leaves it: losses (numpy and Python floats), numpy
+    runtime info, and an empty HistoryBuffer (a scalar that was never updated)."""
+    hub = MessageHub.get_instance(name, log_scalars={'val/never_updated': HistoryBuffer()},
+                                  resumed_keys={'val/never_updated': True})
+    hub.update_scalar('train/loss', np.float64(0.5))
+    hub.update_scalar('train/loss', 0.25)
+    hub.update_scalar('train/acc', np.float32(0.75), count=2)
+    hub.update_info('iter', np.int64(4))
+    hub.update_info('lr', np.float32(0.1))
+    hub.update_info('flags', np.array([True, False]))
+    hub.update_info('big_endian', np.arange(3, dtype='>f4'))
+    hub.update_info('fortran', np.asfortranarray(np.arange(6.).reshape(2, 3)))
+    hub.update_info('long', np.arange(2000, dtype=np.int64))
+    hub.update_info('complex', np.complex128(1 + 2j))
+    return hub
+
+
+def test_numpy_objects_mmengine_writes_load_as_plain_numpy(tmp_path):
+    """Real MessageHub/HistoryBuffer state, saved as mmengine's save_checkpoint does, loads with
+    every array and scalar equal to the saved one, as plain numpy objects."""
+    from mmengine.runner.checkpoint import save_checkpoint
+    hub = real_message_hub('test_numpy_objects')
+    path = str(tmp_path / 'hub.pth')
+    save_checkpoint(dict(meta=dict(message_hub=hub.state_dict()), state_dict={}), path)
+    loaded = CheckpointLoader.load_checkpoint(path, map_location='cpu')['meta']['message_hub']
+    restored = MessageHub('restored')
+    restored.load_state_dict(loaded)
+    for key, buf in hub.log_scalars.items():
+        got = restored.log_scalars[key]
+        for saved, back in zip(buf.data, got.data):
+            assert type(back) is np.ndarray and back.dtype == saved.dtype
+            np.testing.assert_array_equal(back, saved)
+    assert restored.log_scalars['train/loss'].mean() == pytest.approx(0.375)
+    assert restored.log_scalars['val/never_updated'].data[0].size == 0
+    for key, value in hub.runtime_info.items():
+        back = restored.get_info(key)
+        numpy_own = pickle.loads(pickle.dumps(value, protocol=2))  # e.g. byte order made native
+        assert type(back) is type(value), key
+        np.testing.assert_array_equal(back, value)
+        if isinstance(value, np.ndarray):
+            assert back.dtype.str == numpy_own.dtype.str, key
+            assert back.flags.f_contiguous == value.flags.f_contiguous, key
+
+
+def test_empty_numpy_array_loads(tmp_path):
+    """pickle protocol 2 writes the data of an empty array as bytes(): an empty HistoryBuffer
+    (real mmengine object) loads; bytes with an argument stays refused (payload test)."""
+    path = str(tmp_path / 'empty.pth')
+    torch.save(dict(buf=HistoryBuffer(), empty=np.zeros((0, 3), np.float32)), path)
+    loaded = safe_load(path)
+    assert loaded['buf'].data[0].size == 0 and loaded['empty'].shape == (0, 3)
+
+
+def test_arrays_loaded_by_torch_directly_pickle_as_plain_numpy(tmp_path):
+    """torch.load without safe_load hands out the checked array type; re-saving it writes a
+    plain ndarray, loadable without vitext."""
+    path = str(tmp_path / 'a.pth')
+    torch.save(dict(a=np.arange(4.)), path)
+    arr = torch.load(path, weights_only=True)['a']
+    assert isinstance(arr, np.ndarray)
+    data = pickle.dumps(arr, protocol=2)
+    assert b'vitext' not in data
+    np.testing.assert_array_equal(pickle.loads(data), np.arange(4.))
+
+
+def load_in_subprocess(paths):
+    """hostile_checkpoints.load_all in a fresh interpreter: a crash (SIGSEGV) fails the test
+    with the attempt it happened in, instead of killing pytest."""
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([ROOT, HELPERS]))
+    proc = subprocess.run([sys.executable, '-m', 'hostile_checkpoints', json.dumps(paths)],
+                          env=env, capture_output=True, text=True, timeout=600)
+    lines = [json.loads(line) for line in proc.stdout.splitlines() if line.startswith('{')]
+    if proc.returncode != 0:
+        last = lines[-1] if lines else None
+        raise AssertionError(f'loading crashed (exit {proc.returncode}) at {last}\n'
+                             f'{proc.stderr[-3000:]}')
+    return [line for line in lines if 'started' not in line]
+
+
+def check_refused(results, paths):
+    assert len(results) == 4 * len(paths)
+    named = {path: hostile_checkpoints.NAMED[name] for name, path in paths.items()}
+    for result in results:
+        assert result['error'] == 'UnsafeCheckpointError', result
+        assert result['path'] in result['message'], result
+        assert named[result['path']] in result['message'], result
+
+
+def test_hostile_numpy_payloads_are_refused(tmp_path):
+    """Every payload (raw pickle files) on safe_load, CheckpointLoader, _load_checkpoint and
+    load_checkpoint: refused, naming the file and the object, no crash."""
+    paths = hostile_checkpoints.write_all(str(tmp_path))
+    check_refused(load_in_subprocess(list(paths.values())), paths)
+
+
+def test_popen_named_by_its_python3_name(tmp_path):
+    path = str(tmp_path / 'popen.pth')
+    torch.save({'x': PopenPayload()}, path)
+    with pytest.raises(UnsafeCheckpointError, match=r"'subprocess\.Popen'") as err:
+        safe_load(path)
+    assert 'commands' not in str(err.value)
+
+
+def test_unreadable_pickle_gives_no_weights_only_advice(tmp_path):
+    path = tmp_path / 'bad.pth'
+    path.write_bytes(b'\x80\x02}0}.')  # POP: an opcode torch's unpickler does not read
+    with pytest.raises(RuntimeError, match='bad.pth') as err:
+        safe_load(str(path))
+    message = str(err.value)
+    assert 'weights_only' not in message and '\n' not in message
+
+
+def test_directory_is_not_called_missing(tmp_path):
+    with pytest.raises(IsADirectoryError, match=r"'.*' is a directory"):
+        CheckpointLoader.load_checkpoint(str(tmp_path), map_location='cpu')
+
+
+def test_pickle_named_safetensors(tmp_path):
+    path = str(tmp_path / 'w.safetensors')
+    torch.save({'weight': torch.zeros(2)}, path)
+    with pytest.raises(RuntimeError) as err:
+        safe_load(path)
+    message = str(err.value)
+    assert 'w.safetensors' in message and 'rename it to .pth' in message and '\n' not in message
+
+
+@pytest.fixture
+def hostile_file(tmp_path):
+    """A checkpoint whose payload creates a marker file when unpickled without weights_only."""
+    marker = tmp_path / 'pwned'
+
+    class Touch:
+        def __reduce__(self):
+            return (os.system, (f'touch {marker}',))
+
+    path = tmp_path / 'evil.pth'
+    torch.save({'state_dict': {}, 'x': Touch()}, str(path))
+    return path, marker
+
+
+def test_open_mmlab_scheme_is_safe_with_force_no_weights_only(hostile_file, tmp_path,
+                                                             monkeypatch):
+    """open-mmlab://name mapped by $MMENGINE_HOME/open_mmlab.json to a local file, with
+    TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD=1: refused, the payload does not run."""
+    path, marker = hostile_file
+    home = tmp_path / 'mmengine_home'
+    home.mkdir()
+    shutil.copy(path, home / 'evil.pth')
+    (home / 'open_mmlab.json').write_text(json.dumps({'evil_model': 'evil.pth'}))
+    monkeypatch.setenv('MMENGINE_HOME', str(home))
+    monkeypatch.setenv('TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD', '1')
+    from mmengine.runner.checkpoint import _load_checkpoint, load_from_openmmlab
+    for load in (lambda: _load_checkpoint('open-mmlab://evil_model', map_location='cpu'),
+                 lambda: load_from_openmmlab('openmmlab://evil_model', map_location='cpu'),
+                 lambda: CheckpointLoader.load_checkpoint(str(path), map_location='cpu')):
+        with pytest.raises(UnsafeCheckpointError, match=r'evil\.pth.*posix\.system'):
+            load()
+    assert not marker.exists()
+
+
+@pytest.mark.parametrize('url', ['https://example.com/models/evil.pth',
+                                 'http://example.com/evil.pth', 'torchvision://resnet18',
+                                 'mmcls://resnet18'])
+def test_url_schemes_load_the_download_safely(url, hostile_file, tmp_path, monkeypatch):
+    """The download (torch.hub's, replaced here by a copy of a local file: no network) is loaded
+    by vitext's loader, not by torch.hub's load_state_dict_from_url(weights_only=False)."""
+    path, marker = hostile_file
+    downloads = []
+
+    def copy_instead_of_download(src_url, dst, *args, **kwargs):
+        downloads.append(src_url)
+        shutil.copy(path, dst)
+
+    monkeypatch.setattr(torch.hub, 'download_url_to_file', copy_instead_of_download)
+    monkeypatch.setenv('TORCH_HOME', str(tmp_path / 'torch_home'))
+    with pytest.raises(UnsafeCheckpointError, match=r'torch_home.*posix\.system'):
+        CheckpointLoader.load_checkpoint(url, map_location='cpu')
+    assert len(downloads) == 1 and not marker.exists()
+
+
+def test_every_scheme_is_vitext_s():
+    """Each registered scheme's loader is vitext's, or mmengine's torchvision/mmcls name
+    resolution that hands its URL to the (replaced) load_from_http."""
+    import mmengine.runner.checkpoint as mmengine_checkpoint
+    import vitext.checkpoint as safe
+    delegating = {mmengine_checkpoint.load_from_torchvision, mmengine_checkpoint.load_from_mmcls}
+    for prefix, loader in CheckpointLoader._schemes.items():
+        assert loader.__module__ == safe.__name__ or loader in delegating, prefix
+    assert mmengine_checkpoint.load_from_http is safe.load_from_http

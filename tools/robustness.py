@@ -42,14 +42,13 @@ def parse_args():
 
 def main():
     args = parse_args()
-    from vitext.apis import check_data, check_model_types, load_config
+    from vitext.apis import check_checkpoint_fits, check_data, check_model_types, load_config
     from vitext.evaluation.corruptions import CORRUPTIONS
     from vitext.evaluation.robustness import ResultsMismatchError, run_suite
     cfg = load_config(args.config, args.cfg_options)
-    if not osp.isfile(args.checkpoint):
-        raise FileNotFoundError(f'checkpoint file {args.checkpoint!r} does not exist')
     check_model_types(cfg)
     check_data(cfg, ('test_dataloader',))
+    check_checkpoint_fits(cfg, args.checkpoint)
     work_dir = args.work_dir or osp.join(
         './work_dirs', osp.splitext(osp.basename(args.config))[0], 'robustness',
         osp.splitext(osp.basename(args.checkpoint))[0])

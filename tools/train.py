@@ -1,6 +1,7 @@
 """Train a segmentor, detector or ImageNet classifier from a config (mmseg's/mmdet's/mmpretrain's
 CLI; the task comes from the config's default_scope). Usage: python tools/train.py CONFIG
-[--work-dir DIR] [--resume] [--amp] [--cfg-options k=v ...] [--launcher none|pytorch|slurm|mpi]"""
+[--work-dir DIR] [--resume]
+[--load-partial] [--amp] [--cfg-options k=v ...] [--launcher none|pytorch|slurm|mpi]"""
 import argparse
 import os
 
@@ -13,6 +14,10 @@ def parse_args():
     parser.add_argument('--work-dir', help='the dir to save logs and models')
     parser.add_argument('--resume', action='store_true',
                         help='resume from the latest checkpoint in the work_dir automatically')
+    parser.add_argument('--load-partial', action='store_true',
+                        help='with load_from: load the checkpoint keys that fit the model and '
+                        'train the rest from their initialisation (default: a checkpoint that '
+                        'does not fit stops with the keys listed)')
     parser.add_argument('--amp', action='store_true',
                         help='enable automatic-mixed-precision training (CUDA)')
     parser.add_argument('--cfg-options', nargs='+', action=DictAction,
@@ -30,7 +35,8 @@ def main():
     args = parse_args()
     import vitext.apis  # after argparse: --help stays fast
     vitext.apis.train(args.config, work_dir=args.work_dir, resume=args.resume, amp=args.amp,
-                      cfg_options=args.cfg_options, launcher=args.launcher)
+                      cfg_options=args.cfg_options, launcher=args.launcher,
+                      load_partial=args.load_partial)
 
 
 if __name__ == '__main__':

@@ -18,9 +18,9 @@ def _check_torch() -> None:
     installed = tuple(int(n) for n in re.findall(r'\d+', torch.__version__)[:2])
     if installed < tuple(int(n) for n in TORCH_MIN_VERSION.split('.')):
         raise ImportError(
-            f'vitext needs PyTorch >= {TORCH_MIN_VERSION} (torch.serialization.add_safe_globals, '
-            f'used for safe checkpoint loading); the installed torch is {torch.__version__} '
-            f'({torch.__file__}). Upgrade torch, then rebuild mmcv against it.')
+            f'vitext needs PyTorch >= {TORCH_MIN_VERSION} (torch.serialization.add_safe_globals '
+            f'with (object, name) pairs, used for safe checkpoint loading); the installed torch is '
+            f'{torch.__version__} ({torch.__file__}). Upgrade torch, then rebuild mmcv against it.')
 
 
 _check_torch()

@@ -4,14 +4,17 @@ and ImageNet classification (mmpretrain) configs alike: the task is read from th
 
 Before a runner is built the config is checked, so that common mistakes fail with one message
 naming the key or path: an unknown model/backbone type (with close matches), a missing data root
-or annotation file, a missing checkpoint.
+or annotation file, a checkpoint that is missing, unsafe, unreadable or does not fit the model.
 """
+import copy
 import difflib
 import importlib
 import json
 import logging
 import os
 import os.path as osp
+import re
+from collections import OrderedDict
 from typing import Any, Dict, Iterator, List, Optional, Tuple
 
 import torch
@@ -204,6 +207,33 @@ def _pipeline_transforms(node: Any) -> Iterator[dict]:
             yield from _pipeline_transforms(item)
 
 
+def check_checkpoint_fits(cfg: Config, checkpoint: str, model_cfg: Optional[dict] = None,
+                          hint: str = '') -> None:
+    """Load ``checkpoint`` into a freshly built ``model_cfg`` (default ``cfg.model``) as the
+    runner's ``load_from`` would (its ``state_dict``, a ``module.`` prefix dropped) and fail
+    listing every key that does not fit. Done before the runner is built, whose log would bury
+    the message; unsafe, unreadable or missing files are refused here too.
+
+    Raises:
+        vitext.models.weights.CheckpointMismatchError: the checkpoint does not fit the model.
+    """
+    from mmengine.registry import DefaultScope
+    from mmengine.runner import CheckpointLoader
+
+    from .models.weights import load_state_dict_exactly
+    loaded = CheckpointLoader.load_checkpoint(checkpoint, map_location='cpu', logger='silent')
+    state = loaded.get('state_dict', loaded) if isinstance(loaded, dict) else None
+    if not isinstance(state, dict):
+        raise ConfigError(f'checkpoint {checkpoint!r} holds no state dict '
+                          f'(a {type(loaded).__name__})')
+    revised = OrderedDict((re.sub(r'^module\.', '', k), v) for k, v in state.items())
+    revised._metadata = getattr(state, '_metadata', None)
+    registry = importlib.import_module(f'{cfg.default_scope}.registry').MODELS
+    with DefaultScope.overwrite_default_scope(cfg.default_scope):
+        model = registry.build(copy.deepcopy(model_cfg or cfg.model))
+    load_state_dict_exactly(model, revised, f'checkpoint {checkpoint!r}', hint=hint)
+
+
 def setup_cpu_distributed(cfg: Config, launcher: str) -> None:
     """Distributed runs on a machine without CUDA: gloo instead of NCCL, DDP without device
     ids, BN for SyncBN. mmengine's own initialisation selects a CUDA device unconditionally, so
@@ -253,8 +283,10 @@ def _build_runner(cfg: Config):
 
 
 def train(config: str, work_dir: Optional[str] = None, resume: bool = False, amp: bool = False,
-          cfg_options: Optional[dict] = None, launcher: str = 'none'):
-    """Train from a config; returns the runner (its ``work_dir`` holds checkpoints and logs)."""
+          cfg_options: Optional[dict] = None, launcher: str = 'none', load_partial: bool = False):
+    """Train from a config; returns the runner (its ``work_dir`` holds checkpoints and logs).
+    A ``load_from`` checkpoint must fit the model exactly unless ``load_partial`` (then the keys
+    that fit are loaded, as mmengine does, and the rest is listed in the log)."""
     cfg = load_config(config, cfg_options)
     cfg.launcher = launcher
     _set_work_dir(cfg, config, work_dir)
@@ -272,6 +304,9 @@ def train(config: str, work_dir: Optional[str] = None, resume: bool = False, amp
         setup_cpu_distributed(cfg, launcher)
     check_model_types(cfg)
     check_data(cfg, ('train_dataloader', 'val_dataloader'))
+    if cfg.get('load_from') and not load_partial:
+        check_checkpoint_fits(cfg, cfg.load_from, hint='  (tools/train.py --load-partial loads '
+                              'the keys that fit and trains the rest from their initialisation)')
     runner = _build_runner(cfg)
     runner.train()
     return runner
@@ -306,9 +341,8 @@ def test(config: str, checkpoint: str, work_dir: Optional[str] = None, out: Opti
     cfg = load_config(config, cfg_options)
     cfg.launcher = launcher
     _set_work_dir(cfg, config, work_dir)
-    if not osp.isfile(checkpoint):
-        raise FileNotFoundError(f'checkpoint file {checkpoint!r} does not exist')
     cfg.load_from = checkpoint
+    model_cfg = cfg.model  # the model the checkpoint must fit (before a TTA wrapper)
     if launcher != 'none':
         setup_cpu_distributed(cfg, launcher)
     if show_dir:
@@ -327,6 +361,7 @@ def test(config: str, checkpoint: str, work_dir: Optional[str] = None, out: Opti
         cfg.test_evaluator['keep_results'] = True
     check_model_types(cfg)
     check_data(cfg, ('test_dataloader',))
+    check_checkpoint_fits(cfg, checkpoint, model_cfg)
     runner = _build_runner(cfg)
     if out and cfg.default_scope == 'mmdet':  # a pickle of the raw predictions
         from mmdet.evaluation import DumpDetResults

@@ -2,22 +2,28 @@
 
 torch >= 2.6 unpickles with ``weights_only=True`` by default, which refuses the few Python
 objects mmengine itself writes into checkpoints (its ``HistoryBuffer`` and numpy arrays/scalars in
-the message hub). Instead of switching safety off, vitext allow-lists exactly those types, and
-replaces mmengine's loader for local files with one that
+the message hub). Instead of switching safety off, vitext allows exactly those objects, each
+through a substitute that accepts only what mmengine and numpy write (see
+:func:`mmengine_safe_globals`), and replaces every loader of mmengine's ``CheckpointLoader`` with
+one that
 
-* keeps ``weights_only=True`` (no arbitrary code runs while loading),
+* keeps ``weights_only=True`` explicitly (so ``TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD`` cannot turn it
+  off, and remote files are not read with ``torch.hub``'s ``weights_only=False``),
 * reads ``.safetensors`` files too,
-* turns torch's long unpickling error into one message naming the file and the refused global.
+* turns torch's long unpickling error into one message naming the file and the refused object.
 
 :func:`install` does both; it is called when ``vitext`` is imported, so it is in force under
 vitext's tools, under mmseg's/mmdet's own tools through ``custom_imports``, and for
-``mmengine.runner.CheckpointLoader`` used directly.
+``mmengine.runner.CheckpointLoader`` (and mmengine's ``load_from_*`` functions) used directly.
 """
-import codecs
+import _compat_pickle
+import io
+import os
 import os.path as osp
 import pickle
 import re
-from typing import Any, List, Optional
+from typing import Any, List, NoReturn, Optional, Tuple, Union
+from urllib.parse import urlparse
 
 import numpy as np
 import torch
@@ -27,58 +33,230 @@ class UnsafeCheckpointError(pickle.UnpicklingError):
     """A checkpoint holds a pickled object that is not on the allow-list."""
 
 
+def _refuse(call: str, reason: str) -> NoReturn:
+    """Refuse a call the pickle asks for. torch re-raises the text inside its own message;
+    :func:`_refusal` finds it there again."""
+    if len(call) > 120:
+        call = call[:117] + '...'
+    raise UnsafeCheckpointError(f'GLOBAL {call} is refused: {reason}')
+
+
 # HistoryBuffer pickles its statistics methods as getattr(HistoryBuffer, 'min') etc. Allowing
 # builtins.getattr itself would let a pickle reach any attribute (a known escape), so the GLOBAL
 # 'builtins.getattr' is resolved to this substitute, which answers those four lookups only.
 _HISTORY_BUFFER_METHODS = ('min', 'max', 'current', 'mean')
 
 
-def _history_buffer_getattr(obj: Any, name: str) -> Any:
+def _history_buffer_getattr(obj: Any, name: Any) -> Any:
     from mmengine.logging import HistoryBuffer
     if obj is HistoryBuffer and name in _HISTORY_BUFFER_METHODS:
         return getattr(obj, name)
-    raise pickle.UnpicklingError(
-        f'Unsupported global: GLOBAL builtins.getattr({getattr(obj, "__qualname__", obj)}, '
-        f'{name!r}) is not allowed')
+    _refuse(f'builtins.getattr({getattr(obj, "__qualname__", type(obj).__name__)}, {name!r})',
+            f'only HistoryBuffer.{"/".join(_HISTORY_BUFFER_METHODS)} are looked up')
 
 
-# torch's allow-list keys a plain function by its ``__module__`` and ``__name__`` (torch 2.4) or
-# ``__qualname__`` (newer); torch 2.4 takes no explicit ``(function, 'module.name')`` pairs, so
-# the substitute carries the name of the global it stands in for.
-_history_buffer_getattr.__module__ = 'builtins'
-_history_buffer_getattr.__name__ = _history_buffer_getattr.__qualname__ = 'getattr'
+def _empty_bytes(*args: Any) -> bytes:
+    """``builtins.bytes``: pickle protocol 2 writes ``b''`` (e.g. the data of an empty numpy
+    array) as ``bytes()``; any argument (``bytes(10**12)`` allocates) is refused."""
+    if args:
+        _refuse('builtins.bytes(...)', "only bytes() with no argument (how pickle writes b'') "
+                'is allowed')
+    return b''
+
+
+# numpy pickles a dtype as dtype('f8', False, True) + BUILD (byte order, ...), an array as
+# _reconstruct(ndarray, (0,), b'b') + BUILD (version, shape, dtype, is_fortran, raw bytes) and a
+# scalar as scalar(dtype, raw bytes). numpy's own dtype() and ndarray() would accept object
+# dtypes (items that are pointers chosen by the file) and buffers of any size, and numpy's dtype
+# BUILD sets any flags, also on the shared built-in dtypes; so each step has a substitute here that
+# admits plain numeric data only.
+_NUMERIC_KINDS = 'biufc'  # bool, signed/unsigned integers, floats, complex
+
+
+class _PickledDtype:
+    """``numpy.dtype`` while unpickling: a numeric built-in dtype, turned into the numpy dtype
+    by the array and scalar substitutes (and by :func:`_plain_numpy` where one stands alone)."""
+
+    def __new__(cls, obj: Any = None, align: Any = False, copy: Any = False) -> '_PickledDtype':
+        dtype = None
+        if isinstance(obj, str) and re.fullmatch(r'[<>|=]?[a-zA-Z]\d*', obj):
+            try:
+                dtype = np.dtype(obj)
+            except Exception:  # not a dtype name: refused below
+                pass
+        if (dtype is None or dtype.kind not in _NUMERIC_KINDS or dtype.fields is not None
+                or dtype.subdtype is not None or align is not False
+                or not isinstance(copy, bool)):
+            _refuse(f'numpy.dtype({obj!r})', 'only numeric dtypes (bool, int, uint, float, '
+                    'complex) are allowed; an object dtype would hold pointers chosen by the file')
+        self = super().__new__(cls)
+        self.numpy = dtype
+        return self
+
+    def __setstate__(self, state: Any) -> None:
+        # (version, byte order, subarray, names, fields, elsize, alignment, flags) as numpy
+        # writes them for a numeric dtype: only the byte order varies.
+        if not (isinstance(state, tuple) and len(state) == 8 and state[0] == 3
+                and state[1] in ('<', '>', '|', '=') and state[2:] == (None, None, None, -1, -1, 0)):
+            _refuse(f'numpy.dtype({self.numpy.str!r}) with state {state!r}',
+                    'a numeric dtype\'s pickled state is (3, byte order, None, None, None, -1, '
+                    '-1, 0)')
+        if state[1] in '<>':
+            self.numpy = self.numpy.newbyteorder(state[1])
+
+
+class _CheckedArray(np.ndarray):
+    """``numpy.ndarray`` while unpickling: created empty by :func:`_reconstruct_array` only,
+    filled once by BUILD with numeric data of exactly the size its shape needs. Pickles as a
+    plain ndarray; :func:`safe_load` hands out plain ndarrays."""
+
+    def __new__(cls, *args: Any, **kwargs: Any) -> NoReturn:
+        _refuse('numpy.ndarray(...)', 'arrays are only rebuilt as numpy pickles them '
+                '(_reconstruct + state), never from a buffer and dtype chosen by the file')
+
+    def __setstate__(self, state: Any) -> None:
+        ok = (not getattr(self, '_filled', False) and isinstance(state, tuple) and len(state) == 5
+              and state[0] == 1 and isinstance(state[1], tuple)
+              and all(type(n) is int and n >= 0 for n in state[1])
+              and isinstance(state[2], _PickledDtype) and type(state[3]) is bool
+              and type(state[4]) is bytes)
+        if ok:
+            _, shape, dtype, is_fortran, data = state
+            ok = len(data) == int(np.prod(shape, dtype=object)) * dtype.numpy.itemsize
+        if not ok:
+            _refuse('numpy.ndarray state', 'an array is filled once, with (1, shape, numeric '
+                    'dtype, is_fortran, bytes of exactly the size the shape needs)')
+        super().__setstate__((1, shape, dtype.numpy, is_fortran, data))
+        self._filled = True
+
+    def __reduce_ex__(self, protocol: int) -> Any:
+        return self.view(np.ndarray).__reduce_ex__(protocol)
+
+
+def _reconstruct_array(cls: Any, shape: Any, typecode: Any) -> _CheckedArray:
+    """``numpy.core.multiarray._reconstruct``, answering what ndarray.__reduce__ writes only."""
+    if cls is not _CheckedArray or shape != (0,) or typecode != b'b':
+        _refuse('numpy.core.multiarray._reconstruct(...)',
+                'only _reconstruct(numpy.ndarray, (0,), b"b"), as numpy writes it, is allowed')
+    return np.ndarray.__new__(_CheckedArray, (0,), np.int8)
+
+
+def _numpy_scalar(dtype: Any, data: Any = None) -> np.generic:
+    """``numpy.core.multiarray.scalar`` for a numeric dtype and exactly its item's bytes."""
+    if not (isinstance(dtype, _PickledDtype) and type(data) is bytes
+            and len(data) == dtype.numpy.itemsize):
+        _refuse('numpy.core.multiarray.scalar(...)', 'only a numeric dtype with exactly one '
+                'item\'s bytes is allowed')
+    return np.core.multiarray.scalar(dtype.numpy, data)
 
 
 def mmengine_safe_globals() -> List[Any]:
-    """The exact non-tensor types mmengine writes into its checkpoints.
+    """The non-tensor objects mmengine writes into its checkpoints, as ``add_safe_globals``
+    entries.
 
     ``meta.message_hub`` stores scalar logs as ``HistoryBuffer`` objects (with references to
     their statistics methods) holding numpy arrays, and numpy scalars (``np.float64`` losses,
-    ``np.int64`` counters)."""
+    ``np.int64`` counters). The numpy names resolve to the substitutes above (numpy 1 and 2
+    spellings), ``builtins.bytes`` to :func:`_empty_bytes`."""
     from mmengine.logging import HistoryBuffer
 
-    numpy_types = [
-        np.core.multiarray._reconstruct,  # how an ndarray is rebuilt
-        np.core.multiarray.scalar,  # how a numpy scalar is rebuilt
-        np.ndarray,
-        np.dtype,
-        # the bytes of arrays and scalars at pickle protocol 2 (torch allows it itself from 2.5)
-        codecs.encode,
-    ]
-    # numpy >= 1.25 pickles a dtype through its concrete class (e.g. numpy.dtypes.Float64DType).
-    if hasattr(np, 'dtypes'):
-        numpy_types += [type(np.dtype(name)) for name in (
-            'bool', 'int8', 'int16', 'int32', 'int64', 'uint8', 'uint16', 'uint32', 'uint64',
-            'float16', 'float32', 'float64')]
-    return [HistoryBuffer, _history_buffer_getattr] + numpy_types
+    numpy_globals: List[Tuple[Any, str]] = [(_PickledDtype, 'numpy.dtype'),
+                                            (_CheckedArray, 'numpy.ndarray')]
+    for core in ('numpy.core', 'numpy._core'):
+        numpy_globals += [(_reconstruct_array, f'{core}.multiarray._reconstruct'),
+                          (_numpy_scalar, f'{core}.multiarray.scalar')]
+    return [HistoryBuffer, (_history_buffer_getattr, 'builtins.getattr'),
+            (_empty_bytes, 'builtins.bytes')] + numpy_globals
 
 
-def _refused_global(err: Exception) -> Optional[str]:
-    match = re.search(r'GLOBAL ([\w.]+(?:\([^)]*\))?)', str(err))
+def _python3_name(path: str) -> str:
+    """The global pickle would import for ``path``: protocol 2 writes Python 2 names (e.g.
+    ``commands.Popen`` for ``subprocess.Popen``), which torch's message repeats."""
+    if '.' not in path:  # torch drops the module of builtins
+        return f'builtins.{path}'
+    module, name = path.rsplit('.', 1)
+    module, name = _compat_pickle.NAME_MAPPING.get((module, name), (module, name))
+    return f'{_compat_pickle.IMPORT_MAPPING.get(module, module)}.{name}'
+
+
+_ALLOW_LIST = ('it is not on vitext\'s allow-list (tensors, containers, numbers, strings, '
+               'numeric numpy arrays and the types mmengine writes)')
+
+
+def _refusal(message: str) -> Optional[Tuple[str, str]]:
+    """(what, why) torch's weights-only unpickler or a substitute above refused; None when the
+    message is not a refusal (the bytes are not a readable pickle)."""
+    match = re.search(r'GLOBAL (.+?) is refused: (.+)', message)
     if match:
-        return match.group(1)
-    match = re.search(r'(?:unrecognized function|new object for .* but got) (.+)', str(err))
-    return match.group(1).strip() if match else None
+        return match.group(1), match.group(2)
+    match = re.search(r'GLOBAL (\S+) (?:was not an allowed global|whose module)', message)
+    if match:
+        return f'a pickled object of type {_python3_name(match.group(1))!r}', _ALLOW_LIST
+    match = re.search(r'(?:unrecognized function|new object for .* but got|Can only build '
+                      r'.* but got) (.+)', message)
+    return (f'a pickled object {match.group(1).strip()!r}', _ALLOW_LIST) if match else None
+
+
+def _unpickler_error(message: str) -> str:
+    """torch's own words on an unreadable pickle, without its advice to load with
+    ``weights_only=False`` (wrong advice for a file that may be hostile)."""
+    message = message.split('WeightsUnpickler error:')[-1]
+    message = message.split('Check the documentation of torch.load')[0]
+    return ' '.join(message.split())
+
+
+def _plain_numpy(obj: Any, seen: set) -> Any:
+    """``obj`` with the unpickling substitutes replaced by plain numpy arrays and dtypes (in
+    place for dicts, lists and HistoryBuffers, the containers a checkpoint can hold them in)."""
+    from mmengine.logging import HistoryBuffer
+    if isinstance(obj, _CheckedArray):
+        return obj.view(np.ndarray)
+    if isinstance(obj, _PickledDtype):
+        return obj.numpy
+    if type(obj) is tuple:
+        return tuple(_plain_numpy(item, seen) for item in obj)
+    if id(obj) in seen:
+        return obj
+    if isinstance(obj, (dict, list, HistoryBuffer)):
+        seen.add(id(obj))
+        items = vars(obj) if isinstance(obj, HistoryBuffer) else obj
+        for key, value in list(items.items() if isinstance(items, dict) else enumerate(items)):
+            items[key] = _plain_numpy(value, seen)
+    return obj
+
+
+def _load_pickle(file: Union[str, io.BytesIO], name: str, map_location: Any) -> Any:
+    """``torch.load(weights_only=True)`` of a path or buffer, errors naming ``name``."""
+    try:
+        checkpoint = torch.load(file, map_location=map_location, weights_only=True)
+    except pickle.UnpicklingError as err:
+        refused = _refusal(str(err))
+        if refused is None:  # not a refusal: the bytes are not a pickle we can read
+            raise RuntimeError(f'checkpoint {name!r} could not be read as a PyTorch checkpoint '
+                               f'({_unpickler_error(str(err))})') from None
+        raise UnsafeCheckpointError(
+            f'checkpoint {name!r} holds {refused[0]}: {refused[1]}. Refusing to unpickle it, as '
+            'that could run arbitrary code or corrupt memory. If you trust the file, re-save its '
+            'tensors, e.g. torch.save(state_dict, path), and load that instead.') from None
+    except Exception as err:  # truncated, not a checkpoint, a pickle misusing an allowed global
+        raise RuntimeError(f'checkpoint {name!r} could not be read as a PyTorch checkpoint '
+                           f'({type(err).__name__}: {_unpickler_error(str(err))})') from None
+    return _plain_numpy(checkpoint, set())
+
+
+def _load_safetensors(filename: str, map_location: Any) -> Any:
+    from safetensors import SafetensorError
+    from safetensors.torch import load_file
+    device = str(map_location) if isinstance(map_location, (str, torch.device)) else 'cpu'
+    try:
+        return load_file(filename, device=device)
+    except SafetensorError as err:
+        with open(filename, 'rb') as f:
+            head = f.read(2)
+        hint = ('; it is a PyTorch checkpoint (zip/pickle): rename it to .pth'
+                if head[:2] == b'PK' or head[:1] == b'\x80' else '')
+        raise RuntimeError(f'checkpoint {filename!r} could not be read as a .safetensors file '
+                           f'({err}){hint}') from None
 
 
 def safe_load(filename: str, map_location: Any = 'cpu') -> Any:
@@ -86,51 +264,118 @@ def safe_load(filename: str, map_location: Any = 'cpu') -> Any:
 
     Raises:
         FileNotFoundError: the file does not exist.
+        IsADirectoryError: the path is a directory.
         UnsafeCheckpointError: the file holds a pickled object outside the allow-list.
         RuntimeError: the file is not a readable checkpoint (truncated, not a checkpoint).
     """
     filename = osp.expanduser(filename)
+    if osp.isdir(filename):
+        raise IsADirectoryError(f'checkpoint {filename!r} is a directory, not a checkpoint '
+                                'file (name a .pth or .safetensors file)')
     if not osp.isfile(filename):
         raise FileNotFoundError(f'checkpoint file {filename!r} does not exist')
     if filename.endswith('.safetensors'):
-        from safetensors.torch import load_file
-        device = map_location if isinstance(map_location, str) else 'cpu'
-        return load_file(filename, device=device)
-    try:
-        return torch.load(filename, map_location=map_location, weights_only=True)
-    except pickle.UnpicklingError as err:
-        culprit = _refused_global(err)
-        if culprit is None:  # not a refusal: the bytes are not a pickle we can read
-            raise RuntimeError(f'checkpoint {filename!r} could not be read as a PyTorch '
-                               f'checkpoint ({err})') from None
-        what = f'a pickled object of type {culprit!r}'
-        raise UnsafeCheckpointError(
-            f'checkpoint {filename!r} holds {what}, which is not on vitext\'s allow-list '
-            '(tensors, containers, numbers, strings and the types mmengine writes); refusing to '
-            'unpickle it because that could run arbitrary code. If you trust the file, re-save '
-            'its tensors, e.g. torch.save(state_dict, path), and load that instead.') from None
-    except (RuntimeError, EOFError, OSError) as err:
-        raise RuntimeError(f'checkpoint {filename!r} could not be read as a PyTorch '
-                           f'checkpoint ({type(err).__name__}: {err})') from None
+        return _load_safetensors(filename, map_location)
+    return _load_pickle(filename, filename, map_location)
 
 
-def _load_from_local(filename: str, map_location: Any) -> Any:
+# mmengine's CheckpointLoader schemes. Its own loaders call torch.load without weights_only
+# (TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD then turns safety off) or, for URLs, torch.hub's
+# load_state_dict_from_url (weights_only=False). Each is replaced by one that finds the file the
+# same way and loads it with the functions above. torchvision://, modelzoo:// and mmcls://
+# resolve a URL and call mmengine's module-level load_from_http, which install() replaces too.
+
+def load_from_local(filename: str, map_location: Any = None) -> Any:
     return safe_load(filename, map_location)
 
+
+def _download(url: str, model_dir: Optional[str], progress: bool) -> str:
+    """The cached download of ``url`` (torch.hub's cache, as ``load_state_dict_from_url``)."""
+    model_dir = model_dir or osp.join(torch.hub.get_dir(), 'checkpoints')
+    os.makedirs(model_dir, exist_ok=True)
+    path = osp.join(model_dir, osp.basename(urlparse(url).path))
+    if not osp.exists(path):
+        torch.hub.download_url_to_file(url, path, progress=progress)
+    return path
+
+
+def load_from_http(filename: str, map_location: Any = None, model_dir: Optional[str] = None,
+                   progress: bool = os.isatty(0)) -> Any:
+    """Download (rank 0 first, as mmengine does) and load the file safely."""
+    from mmengine.dist import get_dist_info
+    rank, world_size = get_dist_info()
+    if rank == 0:
+        path = _download(filename, model_dir, progress)
+    if world_size > 1:
+        torch.distributed.barrier()
+        if rank > 0:
+            path = _download(filename, model_dir, progress)
+    return safe_load(path, map_location)
+
+
+def load_from_openmmlab(filename: str, map_location: Any = None) -> Any:
+    """``open-mmlab://name``: a URL or a path under MMENGINE_HOME from mmengine's model list
+    (extended by ``$MMENGINE_HOME/open_mmlab.json``)."""
+    from mmengine.logging import print_log
+    from mmengine.runner.checkpoint import (_get_mmengine_home, get_deprecated_model_names,
+                                            get_external_models)
+    prefix, model_name = filename.split('://', 1)
+    renamed = get_deprecated_model_names().get(model_name)
+    if renamed:
+        print_log(f'{prefix}://{model_name} is deprecated in favor of {prefix}://{renamed}',
+                  logger='current')
+        model_name = renamed
+    models = get_external_models()
+    if model_name not in models:
+        raise KeyError(f'{filename!r} is not in mmengine\'s open-mmlab model list')
+    url = models[model_name]
+    if url.startswith(('http://', 'https://')):
+        return load_from_http(url, map_location)
+    return safe_load(osp.join(_get_mmengine_home(), url), map_location)
+
+
+def load_from_pavi(filename: str, map_location: Any = None) -> Any:
+    from tempfile import TemporaryDirectory
+    try:
+        from pavi import modelcloud
+    except ImportError:
+        raise ImportError('Please install pavi to load checkpoint from modelcloud.') from None
+    model = modelcloud.get(filename[len('pavi://'):])
+    with TemporaryDirectory() as tmp_dir:
+        path = osp.join(tmp_dir, model.name)
+        model.download(path)
+        return safe_load(path, map_location)
+
+
+def load_from_ceph(filename: str, map_location: Any = None, backend: str = 'petrel') -> Any:
+    from mmengine.fileio import get_file_backend
+    data = get_file_backend(filename, backend_args={'backend': backend}).get(filename)
+    with io.BytesIO(data) as buffer:
+        return _load_pickle(buffer, filename, map_location)
+
+
+_SCHEMES = {
+    '': load_from_local,
+    ('http://', 'https://'): load_from_http,
+    ('open-mmlab://', 'openmmlab://'): load_from_openmmlab,
+    'pavi://': load_from_pavi,
+    (r'(\S+\:)?s3://', r'(\S+\:)?petrel://'): load_from_ceph,
+}
 
 _installed = False
 
 
 def install() -> None:
-    """Allow-list mmengine's types for ``weights_only`` loading and route mmengine's local
-    checkpoint loading through :func:`safe_load`. Idempotent."""
+    """Allow mmengine's objects for ``weights_only`` loading and route every mmengine checkpoint
+    scheme (and mmengine's ``load_from_*`` functions) through :func:`safe_load`. Idempotent."""
     global _installed
     if _installed:
         return
+    import mmengine.runner.checkpoint as mmengine_checkpoint
     from mmengine.runner import CheckpointLoader
 
-    # Extends torch's allow-list by these exact types (also for mmengine's remote schemes,
-    # which call torch.load themselves); weights_only stays on everywhere.
     torch.serialization.add_safe_globals(mmengine_safe_globals())
-    CheckpointLoader.register_scheme(prefixes='', loader=_load_from_local, force=True)
+    for prefixes, loader in _SCHEMES.items():
+        CheckpointLoader.register_scheme(prefixes=prefixes, loader=loader, force=True)
+        setattr(mmengine_checkpoint, loader.__name__, loader)
     _installed = True

@@ -12,6 +12,7 @@ slide-attention layout, Swin's relative position tables of other window sizes, a
 :func:`keep_at_init` for parameters a foreign checkpoint has no counterpart for.
 """
 import warnings
+from collections import OrderedDict
 from typing import Callable, Dict, Iterable, List, Optional
 
 import torch
@@ -43,6 +44,57 @@ def unwrap_state_dict(checkpoint: dict) -> Dict[str, Tensor]:
     return state
 
 
+def load_state_dict_exactly(model: nn.Module, state: Dict[str, Tensor], source: str,
+                            optional: Iterable[str] = (), hint: str = '') -> None:
+    """Load ``state`` into ``model`` as torch and mmengine do (each module's
+    ``_load_from_state_dict``, so modules that convert other layouts of their weights still do),
+    and fail with one message listing every key that does not fit.
+
+    Args:
+        source: what ``state`` came from, for the message (e.g. ``"checkpoint 'x.pth'"``).
+        optional: substrings of model keys allowed to be absent from ``state``.
+        hint: a last line for the message (what to do about it).
+
+    Raises:
+        CheckpointMismatchError: keys missing, unexpected or of another shape.
+    """
+    metadata = getattr(state, '_metadata', None)
+    state = OrderedDict(state)  # modules may convert keys in place
+    missing: List[str] = []
+    unexpected: List[str] = []
+    errors: List[str] = []
+
+    def load(module: nn.Module, prefix: str = '') -> None:
+        local_metadata = {} if metadata is None else metadata.get(prefix[:-1], {})
+        module._load_from_state_dict(state, prefix, local_metadata, True, missing, unexpected,
+                                     errors)
+        for name, child in module._modules.items():
+            if child is not None:
+                load(child, f'{prefix}{name}.')
+
+    with torch.no_grad():
+        load(model)
+    own = model.state_dict()  # after loading: a module may have changed its form
+    wrong_shape = sorted(f'{k}: checkpoint {tuple(v.shape)} vs model {tuple(own[k].shape)}'
+                         for k, v in state.items()
+                         if k in own and hasattr(v, 'shape') and v.shape != own[k].shape)
+    missing = sorted(k for k in missing if not k.endswith('num_batches_tracked')
+                     and not any(o in k for o in optional))
+    other = [e for e in errors if not e.startswith('size mismatch for ')]
+    if not (unexpected or missing or wrong_shape or other):
+        return
+    lines = [f'{source} does not fit {type(model).__name__}:']
+    for title, keys in (('shape mismatch', wrong_shape), ('missing in checkpoint', missing),
+                        ('not in model', sorted(unexpected)), ('errors', other)):
+        if keys:
+            shown = ', '.join(keys[:20]) + (f', ... ({len(keys)} in all)'
+                                            if len(keys) > 20 else '')
+            lines.append(f'  {title}: {shown}')
+    if hint:
+        lines.append(hint)
+    raise CheckpointMismatchError('\n'.join(lines))
+
+
 def load_pretrained(model: nn.Module, filename: str,
                     filter_fn: Optional[Callable[[Dict[str, Tensor], nn.Module],
                                                  Dict[str, Tensor]]] = None,
@@ -58,22 +110,7 @@ def load_pretrained(model: nn.Module, filename: str,
     state = {k: v for k, v in state.items() if not k.startswith(tuple(ignore_prefixes))}
     if filter_fn is not None:
         state = filter_fn(state, model)
-    own = model.state_dict()
-    unexpected = sorted(k for k in state if k not in own)
-    missing = sorted(k for k in own if k not in state and not any(o in k for o in optional))
-    wrong_shape = sorted(f'{k}: checkpoint {tuple(v.shape)} vs model {tuple(own[k].shape)}'
-                         for k, v in state.items() if k in own and v.shape != own[k].shape)
-    if unexpected or missing or wrong_shape:
-        lines = [f'checkpoint {filename!r} does not fit {type(model).__name__}:']
-        for title, keys in (('shape mismatch', wrong_shape), ('missing in checkpoint', missing),
-                            ('not in model', unexpected)):
-            if keys:
-                shown = ', '.join(keys[:20]) + (f', ... ({len(keys)} in all)'
-                                                if len(keys) > 20 else '')
-                lines.append(f'  {title}: {shown}')
-        raise CheckpointMismatchError('\n'.join(lines))
-    with torch.no_grad():
-        model.load_state_dict(state, strict=False)
+    load_state_dict_exactly(model, state, f'checkpoint {filename!r}', optional)
 
 
 def keep_at_init(state: Dict[str, Tensor], model: nn.Module, keys: Iterable[str],
