@@ -1,5 +1,6 @@
-"""A hook for the resume test: kills the training process (SIGKILL, no clean-up) right after
-the checkpoint of iteration ``kill_after`` has been written, as a crash or preemption would."""
+"""Hooks for the end-to-end tests: one kills training right after a checkpoint (the resume
+test), one records what the backbone was fed while testing (the test-time augmentation test)."""
+import json
 import os
 import signal
 
@@ -9,6 +10,8 @@ from mmengine.registry import HOOKS
 
 @HOOKS.register_module()
 class KillAfterCheckpointHook(Hook):
+    """Kills the training process (SIGKILL, no clean-up) right after the checkpoint of iteration
+    ``kill_after`` has been written, as a crash or preemption would."""
     priority = 'LOWEST'  # after CheckpointHook (VERY_LOW) has saved
 
     def __init__(self, kill_after: int):
@@ -17,3 +20,34 @@ class KillAfterCheckpointHook(Hook):
     def after_train_iter(self, runner, batch_idx, data_batch=None, outputs=None):
         if runner.iter + 1 == self.kill_after:
             os.kill(os.getpid(), signal.SIGKILL)
+
+
+@HOOKS.register_module()
+class RecordBackboneInputsHook(Hook):
+    """Records every input the backbone sees while testing -- its shape and the sums of its
+    leftmost and rightmost pixel columns -- into the JSON file ``out_file``, so a test can tell
+    which views test-time augmentation fed the model (a horizontal flip swaps the two sums)."""
+
+    def __init__(self, out_file: str):
+        self.out_file = out_file
+        self.records = []
+        self.handle = None
+
+    def before_test(self, runner):
+        # The backbone of the segmentor, also when it is wrapped (test-time augmentation, DDP).
+        backbone = next(m for name, m in runner.model.named_modules()
+                        if name.split('.')[-1] == 'backbone')
+
+        def record(module, args):
+            x = args[0]
+            for image in x:
+                self.records.append(dict(shape=list(image.shape[-2:]),
+                                         left=float(image[..., 0].double().sum()),
+                                         right=float(image[..., -1].double().sum())))
+
+        self.handle = backbone.register_forward_pre_hook(record)
+
+    def after_test(self, runner):
+        self.handle.remove()
+        with open(self.out_file, 'w') as f:
+            json.dump(self.records, f)
