@@ -6,8 +6,10 @@ import os.path as osp
 import socket
 
 import mmseg
+import numpy as np
 import pytest
 import torch
+from seg_reference import ade_metrics, saved_predictions
 
 from conftest import DEMO_SEG, run_tool, tiny_seg_options
 
@@ -38,23 +40,53 @@ def test_test_tool_reports_miou_per_class(trained, ade_root, tmp_path):
                      '--cfg-options', *tiny_seg_options(ade_root)])
     assert 'mIoU' in proc.stdout and 'per class results' in proc.stdout + proc.stderr
     result = json.loads((tmp_path / 'test_results.json').read_text())
-    assert set(result['metrics']) == {'aAcc', 'mIoU', 'mAcc'}
-    assert 0 <= result['metrics']['mIoU'] <= 100
+    # The JSON's metrics are those of the predictions it wrote, recomputed here with numpy
+    # against the ground-truth PNGs.
+    assert len(os.listdir(pred_dir)) == 6
+    ref = ade_metrics(saved_predictions(str(pred_dir)), f'{ade_root}/annotations/validation')
+    assert result['metrics'] == {key: ref[key] for key in ('aAcc', 'mIoU', 'mAcc')}
     per_class = result['per_class']
     assert len(per_class) == 150 and set(per_class['wall']) == {'IoU', 'Acc'}
+    for i, values in enumerate(per_class.values()):  # in the data set's class order
+        for key in ('IoU', 'Acc'):
+            expected = None if np.isnan(ref[key][i]) else round(float(ref[key][i]), 2)
+            assert values[key] == expected, (i, key)
     # Classes never drawn are NaN in mmseg and null here; drawn ones have numbers.
     assert per_class['windowpane'] == {'IoU': None, 'Acc': None}
     assert per_class['sky']['Acc'] is not None
-    assert len(os.listdir(pred_dir)) == 6
+    ious = [v['IoU'] for v in per_class.values() if v['IoU'] is not None]
+    assert abs(np.mean(ious) - result['metrics']['mIoU']) < 0.01
     painted = os.listdir(tmp_path / 'vis' / 'vis_data' / 'vis_image')
     assert len(painted) == 6 and all(name.endswith('.png') for name in painted)
 
 
 def test_test_tool_tta(trained, ade_root, tmp_path):
-    run_tool(['tools/test.py', DEMO_SEG, str(trained / 'iter_4.pth'), '--tta', '--work-dir',
-              str(tmp_path), '--cfg-options', *tiny_seg_options(ade_root)])
+    """--tta feeds the backbone every view of the config's tta_pipeline (6 scales x {plain,
+    flipped} per image) and scores the merged predictions."""
+    recording = tmp_path / 'recording.py'
+    inputs = tmp_path / 'backbone_inputs.json'
+    recording.write_text(
+        f'_base_ = [{DEMO_SEG!r}]\n'
+        "custom_imports = dict(imports=['vitext', 'vitext_test_hooks'], "
+        'allow_failed_imports=False)\n'
+        f"custom_hooks = [dict(type='RecordBackboneInputsHook', out_file={str(inputs)!r})]\n")
+    pred_dir = tmp_path / 'pred'
+    run_tool(['tools/test.py', str(recording), str(trained / 'iter_4.pth'), '--tta',
+              '--work-dir', str(tmp_path), '--out', str(pred_dir),
+              '--cfg-options', *tiny_seg_options(ade_root)])
+    seen = json.loads(inputs.read_text())
+    # 6 validation images of 64x64, resized by 0.5 ... 1.75, each also flipped.
+    sides = [int(64 * r) for r in (0.5, 0.75, 1.0, 1.25, 1.5, 1.75)]
+    assert len(seen) == 6 * 6 * 2
+    assert sorted({tuple(v['shape']) for v in seen}) == [(s, s) for s in sides]
+    for side in sides:
+        views = [v for v in seen if v['shape'] == [side, side]]
+        assert len(views) == 12
+        flipped = {(v['right'], v['left']) for v in views}  # a flip swaps the border columns
+        assert sum((v['left'], v['right']) in flipped for v in views) == 12, side
     result = json.loads((tmp_path / 'test_results.json').read_text())
-    assert 0 <= result['metrics']['mIoU'] <= 100
+    ref = ade_metrics(saved_predictions(str(pred_dir)), f'{ade_root}/annotations/validation')
+    assert result['metrics'] == {key: ref[key] for key in ('aAcc', 'mIoU', 'mAcc')}
 
 
 def test_mmseg_own_train_tool_runs_vitext_config(ade_root, tmp_path):

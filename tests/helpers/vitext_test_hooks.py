@@ -1,5 +1,7 @@
-"""Hooks for the resume tests: they kill the training process (SIGKILL, no clean-up) at a
-chosen point of checkpointing, as a crash or preemption would."""
+"""Hooks for the end-to-end tests: two kill training (SIGKILL, no clean-up) at a chosen
+point of checkpointing, as a crash or preemption would (the resume tests); one records what the
+backbone was fed while testing (the test-time augmentation test)."""
+import json
 import os
 import signal
 
@@ -32,3 +34,34 @@ class KillBeforeSaveHook(Hook):
     def before_save_checkpoint(self, runner, checkpoint):
         if checkpoint['meta']['iter'] == self.kill_at:
             os.kill(os.getpid(), signal.SIGKILL)
+
+
+@HOOKS.register_module()
+class RecordBackboneInputsHook(Hook):
+    """Records every input the backbone sees while testing -- its shape and the sums of its
+    leftmost and rightmost pixel columns -- into the JSON file ``out_file``, so a test can tell
+    which views test-time augmentation fed the model (a horizontal flip swaps the two sums)."""
+
+    def __init__(self, out_file: str):
+        self.out_file = out_file
+        self.records = []
+        self.handle = None
+
+    def before_test(self, runner):
+        # The backbone of the segmentor, also when it is wrapped (test-time augmentation, DDP).
+        backbone = next(m for name, m in runner.model.named_modules()
+                        if name.split('.')[-1] == 'backbone')
+
+        def record(module, args):
+            x = args[0]
+            for image in x:
+                self.records.append(dict(shape=list(image.shape[-2:]),
+                                         left=float(image[..., 0].double().sum()),
+                                         right=float(image[..., -1].double().sum())))
+
+        self.handle = backbone.register_forward_pre_hook(record)
+
+    def after_test(self, runner):
+        self.handle.remove()
+        with open(self.out_file, 'w') as f:
+            json.dump(self.records, f)
