@@ -3,6 +3,7 @@ trained on the synthetic set."""
 import json
 import math
 import os.path as osp
+import sys
 
 import pytest
 import torch
@@ -81,9 +82,27 @@ def test_deploy_tool_checks_saves_and_exports_onnx(slide_checkpoint, ade_root, t
         assert abs(scores[0][key] - scores[1][key]) < 0.05, key
 
 
+# deploy.py with a merge that is off by 1e-2 in every merged bias: the tool must notice. (The
+# fused kernels compute the training and deploy forms bit for bit alike, so ``--atol 0`` no
+# longer tells a broken merge from a good one.)
+BROKEN_MERGE = '''
+import runpy, sys
+from vitext.ops.slide import SlideAttention
+merge = SlideAttention.merge_shift_convs
+def broken_merge(self):
+    merged_before = self.deploy
+    merge(self)
+    if not merged_before:
+        self.merged.bias.data.add_(1e-2)
+SlideAttention.merge_shift_convs = SlideAttention.switch_to_deploy = broken_merge
+sys.argv = ['tools/analysis/deploy.py'] + sys.argv[1:]
+runpy.run_path('tools/analysis/deploy.py', run_name='__main__')
+'''
+
+
 def test_deploy_tool_fails_beyond_tolerance(slide_checkpoint, tmp_path):
-    proc = run_tool(['tools/analysis/deploy.py', SLIDE_DEMO, slide_checkpoint,
-                     str(tmp_path / 'd.pth'), '--shape', '64', '64', '--atol', '0'], check=False)
+    proc = run_tool([sys.executable, '-c', BROKEN_MERGE, SLIDE_DEMO, slide_checkpoint,
+                     str(tmp_path / 'd.pth'), '--shape', '64', '64'], check=False)
     assert proc.returncode == 1
     assert 'does not reproduce the training form' in proc.stderr
     assert not (tmp_path / 'd.pth').exists()
