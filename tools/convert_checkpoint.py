@@ -3,38 +3,60 @@ it as a checkpoint that ``init_cfg=dict(type='Pretrained', checkpoint=OUT)`` loa
 
 python tools/convert_checkpoint.py deit-to-aft SRC.pth OUT.pth [--arch small]
     [--attn-type conv] [--num-heads 384] [--kernel-size 11]
+python tools/convert_checkpoint.py swin-to-slide-swin SRC.pth OUT.pth [--arch tiny]
+    [--kernel-size 3] [--num-slide-stages 2]
 Prints which parameters came from SRC and which kept their initialisation.
 """
 import argparse
 
 
+def build_target(args):
+    """The backbone SRC initialises, at its own initialisation (seeded)."""
+    from vitext.models.backbones import AFTViT, SlideSwinTransformer
+    if args.conversion == 'deit-to-aft':
+        # Classification form (final norm, no pyramid): loads into classifiers and dense models.
+        model = AFTViT(arch=args.arch or 'small', attn_type=args.attn_type,
+                       num_heads=args.num_heads, kernel_size=args.kernel_size or 11,
+                       out_indices=(11, ), out_pyramid=False, final_norm=True)
+    else:
+        model = SlideSwinTransformer(arch=args.arch or 'tiny', kernel_size=args.kernel_size or 3,
+                                     num_slide_stages=args.num_slide_stages)
+    model.init_weights()
+    return model
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument('conversion', choices=['deit-to-aft'])
-    parser.add_argument('src', help='DeiT / timm ViT checkpoint (.pth or .safetensors)')
+    parser.add_argument('conversion', choices=['deit-to-aft', 'swin-to-slide-swin'])
+    parser.add_argument('src', help='deit-to-aft: DeiT / timm ViT checkpoint; swin-to-slide-swin: '
+                        "Swin checkpoint (official, timm's or mmseg's/mmpretrain's layout); "
+                        '.pth or .safetensors')
     parser.add_argument('out', help='output checkpoint')
-    parser.add_argument('--arch', default='small', help="AFTViT arch ('tiny', 'small')")
+    parser.add_argument('--arch', default=None,
+                        help="target arch (AFTViT: 'tiny', 'small' (default); Slide-Swin: "
+                        "'tiny' (default), 'small', 'base')")
     parser.add_argument('--attn-type', default='conv', choices=['conv', 'full', 'local',
-                                                                 'simple'])
-    parser.add_argument('--num-heads', type=int, default=None)
-    parser.add_argument('--kernel-size', type=int, default=11)
+                                                                 'simple'], help='AFT only')
+    parser.add_argument('--num-heads', type=int, default=None, help='AFT only')
+    parser.add_argument('--kernel-size', type=int, default=None,
+                        help='AFT-conv position kernel (11) / slide neighbourhood (3)')
+    parser.add_argument('--num-slide-stages', type=int, default=2, help='Slide-Swin only')
     parser.add_argument('--seed', type=int, default=0, help='seed of the kept initialisation')
     args = parser.parse_args()
 
     import torch
 
     from vitext.checkpoint import safe_load
-    from vitext.models.backbones import AFTViT
-    from vitext.models.transfer import deit_to_aft, describe
+    from vitext.models.transfer import deit_to_aft, describe, swin_to_slide_swin
     from vitext.models.weights import unwrap_state_dict
     torch.manual_seed(args.seed)
-    # Classification form (final norm, no pyramid): loads into classifiers and dense models.
-    model = AFTViT(arch=args.arch, attn_type=args.attn_type, num_heads=args.num_heads,
-                   kernel_size=args.kernel_size, out_indices=(11, ), out_pyramid=False,
-                   final_norm=True)
-    model.init_weights()
-    transfer = deit_to_aft(unwrap_state_dict(safe_load(args.src)), model)
+    model = build_target(args)
+    convert = deit_to_aft if args.conversion == 'deit-to-aft' else swin_to_slide_swin
+    try:
+        transfer = convert(unwrap_state_dict(safe_load(args.src)), model)
+    except ValueError as error:
+        raise SystemExit(f'{args.src}: {error}')
     torch.save(dict(state_dict=transfer.state), args.out)
     print(describe(transfer))
     print(f'saved {args.out}')
