@@ -62,9 +62,11 @@ log "installing vitext (editable)"
 uv_install --no-build-isolation --no-deps -e "$ROOT"
 
 "$PY" - <<'PYEOF'
-import torch, torchvision, timm, mmcv, mmcv.ops, mmseg, mmseg.models, mmdet, mmdet.models, vitext
+import torch, torchvision, timm, mmcv, mmcv.ops, mmseg, mmseg.models, mmdet, mmdet.models
+import mmpretrain, mmpretrain.models, vitext
 print('[setup_env] ok: torch %s (cuda %s), torchvision %s, timm %s, mmcv %s (ops), mmseg %s, '
-      'mmdet %s, vitext %s' % (torch.__version__, torch.cuda.is_available(), torchvision.__version__,
-                               timm.__version__, mmcv.__version__, mmseg.__version__,
-                               mmdet.__version__, vitext.__version__))
+      'mmdet %s, mmpretrain %s, vitext %s' % (
+          torch.__version__, torch.cuda.is_available(), torchvision.__version__, timm.__version__,
+          mmcv.__version__, mmseg.__version__, mmdet.__version__, mmpretrain.__version__,
+          vitext.__version__))
 PYEOF
