@@ -132,12 +132,13 @@ def test_gradcheck():
 @pytest.mark.parametrize('heads,s,H,W,C,chunks', [(2, 3, 4, 5, 4, 1), (1, 5, 3, 3, 3, 1),
                                                   (4, 3, 5, 2, 4, 3), (3, 7, 6, 5, 6, 2),
                                                   (2, 1, 3, 4, 4, 2)])
-def test_aft_conv_custom_backward(heads, s, H, W, C, chunks):
+def test_aft_conv_custom_backward(heads, s, H, W, C, chunks, monkeypatch):
     """The custom backward (recomputing per group of heads, kernel gradient by correlation)
     equals autograd through the plain form in fp64, and passes gradcheck; odd sizes and
-    kernels 1-7, heads split into uneven groups."""
-    from vitext.ops.aft import _aft_conv_heads
+    kernels 1-7, heads split into uneven groups (forward and backward)."""
+    from vitext.ops.aft import _aft_conv_heads, _AFTConvFunction
     q, v = rand(2, C, H, W), rand(2, C, H, W)
+    monkeypatch.setattr(_AFTConvFunction, 'BACKWARD_CHUNK_ELEMENTS', -(-q.numel() // chunks))
     k, weight = rand(2, heads, H, W), rand(heads, s, s)
     params = [t.requires_grad_() for t in (q, k, v, weight)]
     out = aft_conv(*params, head_chunks=chunks)

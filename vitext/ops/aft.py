@@ -184,10 +184,11 @@ def _aft_conv_backward(q: Tensor, k: Tensor, v: Tensor, weight: Tensor, grad: Te
 
 class _AFTConvFunction(torch.autograd.Function):
     """AFT-conv keeping only Q, K, V and w for backward; the backward pass recomputes
-    exp(K), exp(K) V and the ratio one group of heads at a time (at least
-    ``BACKWARD_HEAD_CHUNKS`` groups: its temporaries sit next to the full-size gradients)."""
+    exp(K), exp(K) V and the ratio one group of heads at a time: groups of at most
+    ``BACKWARD_CHUNK_ELEMENTS`` elements of Q (its temporaries sit next to the full-size
+    gradients; small maps run in one group, as each group costs a few kernel launches)."""
 
-    BACKWARD_HEAD_CHUNKS = 16
+    BACKWARD_CHUNK_ELEMENTS = 2 ** 19
 
     @staticmethod
     def forward(ctx, q, k, v, weight, head_chunks):
@@ -199,7 +200,7 @@ class _AFTConvFunction(torch.autograd.Function):
     def backward(ctx, grad):
         q, k, v, weight = ctx.saved_tensors
         grads = [torch.empty_like(t) for t in (q, k, v, weight)]
-        chunks = max(ctx.head_chunks, _AFTConvFunction.BACKWARD_HEAD_CHUNKS)
+        chunks = -(-q.numel() // _AFTConvFunction.BACKWARD_CHUNK_ELEMENTS)
         for hs, cs in _head_slices(q.shape[1], weight.shape[0], chunks):
             parts = _aft_conv_backward(q[:, cs], k[:, hs], v[:, cs], weight[hs], grad[:, cs])
             for out, part, index in zip(grads, parts, (cs, hs, cs, hs)):
