@@ -12,7 +12,7 @@ import pytest
 ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 HELPERS = osp.join(ROOT, 'tests', 'helpers')
 sys.path.insert(0, HELPERS)  # reference helpers for the tests (seg_reference, ...)
-DEMO_SEG = osp.join(ROOT, 'configs', 'demo', 'upernet_r18-mini_4xb8-300it_synthetic-ade20k-128x128.py')
+DEMO_SEG = osp.join(ROOT, 'configs', 'demo', 'upernet_r18-mini_4xb8-120it_synthetic-ade20k-128x128.py')
 DEMO_DET = osp.join(ROOT, 'configs', 'demo', 'mask-rcnn_r18-mini_fpn_2xb4-4e_synthetic-coco.py')
 
 

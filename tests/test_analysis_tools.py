@@ -15,8 +15,8 @@ from vitext.analysis.complexity import ImageClassifier, count_parameters
 from vitext.analysis.export import fix_adaptive_pools
 from vitext.models.backbones import SlidePVT
 
-SLIDE_DEMO = osp.join(ROOT, 'configs/demo/upernet_slide-swin-mini_4xb8-300it_synthetic-ade20k-128x128.py')
-CB_DEMO = osp.join(ROOT, 'configs/demo/upernet_cbvit-mini_4xb8-300it_synthetic-ade20k-128x128.py')
+SLIDE_DEMO = osp.join(ROOT, 'configs/demo/upernet_slide-swin-mini_4xb8-120it_synthetic-ade20k-128x128.py')
+CB_DEMO = osp.join(ROOT, 'configs/demo/upernet_cbvit-mini_4xb8-120it_synthetic-ade20k-128x128.py')
 
 
 def trained(config, ade_root, work):

@@ -11,8 +11,8 @@ import torch
 from conftest import DEMO_SEG, ROOT, run_tool, tiny_seg_options
 from test_checkpoint import check_refused, hostile_checkpoints, load_in_subprocess
 
-CBVIT_DEMO = osp.join(ROOT, 'configs/demo/upernet_cbvit-mini_4xb8-300it_synthetic-ade20k-128x128.py')
-AFT_DEMO = osp.join(ROOT, 'configs/demo/upernet_aftconv-mini_4xb8-300it_synthetic-ade20k-128x128.py')
+CBVIT_DEMO = osp.join(ROOT, 'configs/demo/upernet_cbvit-mini_4xb8-120it_synthetic-ade20k-128x128.py')
+AFT_DEMO = osp.join(ROOT, 'configs/demo/upernet_aftconv-mini_4xb8-120it_synthetic-ade20k-128x128.py')
 # A run that stopped at its checkpoint check prints a few lines; the runner's start alone
 # (environment, config dump) prints hundreds.
 FEW_LINES = 40

@@ -12,9 +12,9 @@ from seg_reference import ade_metrics, mmseg_predictions, saved_predictions
 from conftest import ROOT, run_tool, tiny_seg_options
 
 BACKBONE_DEMOS = [
-    'configs/demo/upernet_cbvit-mini_4xb8-300it_synthetic-ade20k-128x128.py',
-    'configs/demo/upernet_aftconv-mini_4xb8-300it_synthetic-ade20k-128x128.py',
-    'configs/demo/upernet_slide-swin-mini_4xb8-300it_synthetic-ade20k-128x128.py',
+    'configs/demo/upernet_cbvit-mini_4xb8-120it_synthetic-ade20k-128x128.py',
+    'configs/demo/upernet_aftconv-mini_4xb8-120it_synthetic-ade20k-128x128.py',
+    'configs/demo/upernet_slide-swin-mini_4xb8-120it_synthetic-ade20k-128x128.py',
 ]
 REPARAMETERISABLE = ('slide-swin-mini',)
 

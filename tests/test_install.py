@@ -25,7 +25,7 @@ MIM_FOLDERS = ('configs', 'tools')  # what setup.py copies into vitext/.mim
 MIM_LEFT_OUT = {'setup_env.sh', 'run_tests.sh', 'demo.sh', 'gpu'}  # checkout-only tools
 # The packaged demo config the wheel is exercised with, narrowed further for a quick forward.
 USER_CONFIG = """
-_base_ = ['vitext::demo/upernet_slide-swin-mini_4xb8-300it_synthetic-ade20k-128x128.py']
+_base_ = ['vitext::demo/upernet_slide-swin-mini_4xb8-120it_synthetic-ade20k-128x128.py']
 model = dict(
     backbone=dict(arch=dict(embed_dims=16, depths=(1, 1, 1, 1), num_heads=(1, 2, 4, 8))),
     decode_head=dict(in_channels=[16, 32, 64, 128], channels=16),

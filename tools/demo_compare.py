@@ -19,7 +19,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from mmengine.config import DictAction  # noqa: E402
 
 DEMO_CONFIGS = [
-    f'configs/demo/upernet_{name}_4xb8-300it_synthetic-ade20k-128x128.py'
+    f'configs/demo/upernet_{name}_4xb8-120it_synthetic-ade20k-128x128.py'
     for name in ('r18-mini', 'slide-swin-mini', 'aftconv-mini', 'cbvit-mini')
 ]
 

@@ -1,5 +1,5 @@
 # CPU pretraining demo (README "Pretraining"): the mini CB-ViT of
-# upernet_cbvit-mini_4xb8-300it_synthetic-ade20k-128x128.py (4 blocks of width 96, patch 8) as a
+# upernet_cbvit-mini_4xb8-120it_synthetic-ade20k-128x128.py (4 blocks of width 96, patch 8) as a
 # DeiT-style classifier (final norm, class token, linear head) on the synthetic ImageNet-format
 # set (python tools/make_synthetic_data.py --which imagenet: 8 classes, 64 px), 300 iterations
 # of batch 32. Its checkpoint starts that UperNet's backbone through
@@ -43,7 +43,11 @@ test_pipeline = [
     dict(type='LoadImageFromFile'),
     dict(type='PackInputs'),
 ]
-dataset = dict(type='ImageNet', data_root=data_root, classes=f'{data_root}/meta/classes.txt')
+# The synthetic set's class names (its meta/classes.txt), given here so that moving data_root
+# with --cfg-options moves everything.
+classes = ('class_013', 'class_021', 'class_005', 'class_008', 'class_020', 'class_016',
+           'class_018', 'class_023')
+dataset = dict(type='ImageNet', data_root=data_root, classes=classes)
 train_dataloader = dict(
     batch_size=32,
     num_workers=2,

@@ -1,7 +1,7 @@
 # The CPU demo with a reduced AFT-conv ViT (4 blocks of width 96, 96 heads, 5x5 kernel, patch 8)
 # in place of ResNet-18, under the ResNet-18 demo's recipe unchanged (data, crop, batch, AdamW lr,
 # schedule): from scratch, so no layer-wise lr decay (a fine-tuning device for pretrained ViTs).
-_base_ = ['./upernet_r18-mini_4xb8-300it_synthetic-ade20k-128x128.py']
+_base_ = ['./upernet_r18-mini_4xb8-120it_synthetic-ade20k-128x128.py']
 model = dict(
     backbone=dict(
         _delete_=True,

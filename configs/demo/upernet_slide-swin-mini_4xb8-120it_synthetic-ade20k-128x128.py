@@ -2,7 +2,7 @@
 # 1-2, 4x4 windows after) in place of ResNet-18, under the ResNet-18 demo's recipe unchanged
 # (data, crop, batch, AdamW lr, schedule; no stochastic depth, as the other demo backbones). Test
 # with `tools/test.py ... --deploy` to run the re-parameterised (merged shift convs) model.
-_base_ = ['./upernet_r18-mini_4xb8-300it_synthetic-ade20k-128x128.py']
+_base_ = ['./upernet_r18-mini_4xb8-120it_synthetic-ade20k-128x128.py']
 model = dict(
     backbone=dict(
         _delete_=True,

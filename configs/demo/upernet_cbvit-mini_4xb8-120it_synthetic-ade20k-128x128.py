@@ -2,7 +2,7 @@
 # in place of ResNet-18; also runs CBS / plain ViT with model.backbone.cb_mode=cbs|none. The
 # ResNet-18 demo's recipe unchanged (data, crop, batch, AdamW lr, schedule): from scratch, so no
 # layer-wise lr decay (a fine-tuning device for pretrained ViTs).
-_base_ = ['./upernet_r18-mini_4xb8-300it_synthetic-ade20k-128x128.py']
+_base_ = ['./upernet_r18-mini_4xb8-120it_synthetic-ade20k-128x128.py']
 model = dict(
     backbone=dict(
         _delete_=True,
