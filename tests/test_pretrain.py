@@ -157,6 +157,7 @@ def test_timm_checkpoint_starts_the_dense_backbone(tmp_path):
 def test_synthetic_imagenet_layout(imagenet_root):
     classes = open(osp.join(imagenet_root, 'meta', 'classes.txt')).read().split()
     assert len(classes) == 8
+    assert tuple(classes) == tuple(load_config(DEMO_CLS).classes)  # the demo config names them
     train = [line.split() for line in open(osp.join(imagenet_root, 'meta', 'train.txt'))]
     val = [line.split() for line in open(osp.join(imagenet_root, 'meta', 'val.txt'))]
     assert len(train) == 8 * 12 and len(val) == 8 * 4
@@ -217,7 +218,7 @@ def test_pretrain_then_test_reports_top1_top5(pretrained_cbvit, imagenet_root):
 
 
 DEMO_SEG_CBVIT = osp.join(ROOT, 'configs', 'demo',
-                          'upernet_cbvit-mini_4xb8-300it_synthetic-ade20k-128x128.py')
+                          'upernet_cbvit-mini_4xb8-120it_synthetic-ade20k-128x128.py')
 DEMO_DET_PVT = osp.join(ROOT, 'configs', 'demo',
                         'mask-rcnn_slide-pvt-mini_fpn_2xb4-4e_synthetic-coco.py')
 DEMO_CLS_PVT = osp.join(ROOT, 'configs', 'demo',
@@ -297,7 +298,9 @@ SEG_ITERS = 60
                     reason='two UperNet trainings (~5 min idle CPU, more on a loaded one); '
                     'set VITEXT_LONG_TESTS=1')
 @pytest.mark.xfail(strict=True, reason='not shown yet: measured mIoU pretrained 35.87 vs random '
-                   '35.30 (this schedule, lr 2e-3) and 34.51 vs 39.53 (lr 5e-4); see README')
+                   '35.30 (this schedule, lr 2e-3) and 34.51 vs 39.53 (lr 5e-4); on a larger '
+                   'set 30.66 vs 25.15, 26.51 vs 27.60 (backbone lr x0.1), 27.27 vs 25.42 '
+                   '(frozen); see README')
 def test_pretrained_start_beats_random(pretrained_cbvit, ade_root, tmp_path):
     """The same short UperNet schedule on the synthetic ADE20K set, from the synthetic-ImageNet
     backbone and from a random one (README "Pretraining" states the figures)."""
