@@ -9,6 +9,7 @@ import io
 import pytest
 import torch
 
+from vitext.models.backbones.plain_vit import PlainViT
 from vitext.registry import vitext_backbones
 
 # Tiny widths per backbone: ``kwargs`` build a 4-output pyramid backbone, ``flat`` is added for
@@ -87,6 +88,24 @@ def test_any_input_size_gives_strides_4_to_32(backbone_cls, size):
         else:  # padded to the patch (up to 16 px), then rounded at each downsampling
             for got, full in zip(out.shape[-2:], (H, W)):
                 assert abs(got - full / stride) <= 16 / stride + 1, (stride, out.shape, size)
+
+
+PLAIN_VITS = [cls for cls in BACKBONES if issubclass(cls, PlainViT)]
+
+
+@pytest.mark.parametrize('patch_size', [8, 32])
+@pytest.mark.parametrize('cls', PLAIN_VITS, ids=lambda cls: cls.__name__)
+def test_plain_vit_pyramid_gives_strides_4_to_32_for_any_patch_size(cls, patch_size):
+    """The pyramid starts from the patch stride (the CPU demos use patches of 8)."""
+    model = build(cls, patch_size=patch_size, img_size=128)
+    outs = run(model, torch.randn(1, 3, 128, 128))
+    assert [tuple(o.shape[-2:]) for o in outs] == [(128 // s, 128 // s) for s in STRIDES]
+
+
+def test_plain_vit_pyramid_refuses_other_patch_sizes():
+    from vitext.models.backbones import CBViT
+    with pytest.raises(ValueError, match='power-of-two patch size .* got 14'):
+        build(CBViT, patch_size=14)
 
 
 def test_out_indices_select_outputs(backbone_cls):

@@ -35,8 +35,8 @@ class AFTViT(PlainViT):
         drop_path_rate: stochastic depth of the last block (linear from 0 over the blocks).
         out_indices: blocks whose outputs are returned.
         final_norm: apply the final LayerNorm to the last block's output.
-        out_pyramid: turn the four stride-16 outputs into strides 4/8/16/32 (SPEC §4);
-            False returns one stride-16 map per ``out_indices`` entry.
+        out_pyramid: turn the four outputs (at the patch stride) into strides 4/8/16/32
+            (SPEC §4); False returns one map at the patch stride per ``out_indices`` entry.
         pyramid_norm_cfg: norm between the x4 deconvolutions.
         with_cp: activation checkpointing of the blocks.
         init_cfg: ``dict(type='Pretrained', checkpoint=path)`` loads an ImageNet

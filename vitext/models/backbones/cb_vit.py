@@ -28,8 +28,8 @@ class CBViT(PlainViT):
         cb_layers: block indices that get CB (default: all), e.g. range(6, 12).
         out_indices: blocks whose outputs are returned.
         final_norm: apply the final LayerNorm to the last block's output.
-        out_pyramid: turn the four stride-16 outputs into strides 4/8/16/32 (SPEC §4);
-            False returns one stride-16 map per ``out_indices`` entry.
+        out_pyramid: turn the four outputs (at the patch stride) into strides 4/8/16/32
+            (SPEC §4); False returns one map at the patch stride per ``out_indices`` entry.
         pyramid_norm_cfg: norm between the x4 deconvolutions.
         with_cp: activation checkpointing of the blocks.
         out_type: 'featmap' (NCHW maps, class token dropped) or 'cls_token' (the (B, C) class

@@ -53,7 +53,8 @@ class PlainViT(VitextBackbone):
         drop_rate: dropout after the position table.
         out_indices: blocks whose outputs are returned.
         final_norm: LayerNorm (eps 1e-6) on the last block's output.
-        out_pyramid: turn four stride-16 outputs into strides 4/8/16/32 (SPEC §4).
+        out_pyramid: turn the four outputs (at the patch stride) into strides 4/8/16/32
+            (SPEC §4; the patch size must then be a power of two).
         pyramid_norm_cfg: norm between the pyramid's x4 deconvolutions (default BN).
         with_cp: activation checkpointing of the blocks.
         out_type: 'featmap' (NCHW maps of ``out_indices``) or 'cls_token' (the (B, C) class
@@ -93,7 +94,8 @@ class PlainViT(VitextBackbone):
         self.pos_embed = nn.Parameter(torch.zeros(1, tokens, embed_dims)) if pos_embed else None
         self.pos_drop = nn.Dropout(drop_rate)
         self.norm = nn.LayerNorm(embed_dims, eps=1e-6) if final_norm else None
-        self.pyramid = (ViTFeaturePyramid(embed_dims=embed_dims, norm_cfg=pyramid_norm_cfg)
+        self.pyramid = (ViTFeaturePyramid(embed_dims=embed_dims, stride=patch_size,
+                                          norm_cfg=pyramid_norm_cfg)
                         if out_pyramid else None)
 
     def init_own_weights(self) -> None:

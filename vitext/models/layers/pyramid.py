@@ -1,35 +1,61 @@
 """The 4-level feature pyramid that plain (single-stride) ViTs feed to UperNet/FPN (SPEC §4,
-as in XCiT/BEiT): from four stride-16 maps make strides 4, 8, 16 and 32 by two 2x2
-deconvolutions with norm + GELU between (x4), one deconvolution (x2), identity, 2x2 max-pool
-(1 along a side of one token, which a 2x2 pool cannot halve)."""
+as in XCiT/BEiT): from four maps at the patch stride make strides 4, 8, 16 and 32. For ViT's
+stride 16: two 2x2 deconvolutions with norm + GELU between (x4), one deconvolution (x2), identity,
+2x2 max-pool. Other power-of-two strides (a patch of 8 in the CPU demos) get as many deconvolutions
+or as large a pool as their levels need. A pool never exceeds the map (a side of one token, which
+a 2x2 pool cannot halve, stays one token)."""
+import math
 from typing import Sequence, Tuple
 
 import torch.nn.functional as F
 from mmcv.cnn import build_norm_layer
 from torch import Tensor, nn
 
+PYRAMID_STRIDES = (4, 8, 16, 32)
+
 
 class ViTFeaturePyramid(nn.Module):
+    """Four stride-``stride`` maps -> maps at strides 4, 8, 16, 32 (``fpn1`` .. ``fpn4``).
 
-    def __init__(self, embed_dims: int, norm_cfg: dict = None):
+    Args:
+        embed_dims: channels of the maps (kept).
+        stride: the input maps' stride (the ViT's patch size), a power of two from 1 to 128.
+        norm_cfg: norm between two deconvolutions (default BN).
+    """
+
+    def __init__(self, embed_dims: int, stride: int = 16, norm_cfg: dict = None):
         super().__init__()
+        if stride < 1 or stride & (stride - 1) or stride > 128:
+            raise ValueError(f'the feature pyramid needs a power-of-two patch size (stride) up '
+                             f'to 128 to make strides {PYRAMID_STRIDES}, got {stride}')
         norm_cfg = norm_cfg or dict(type='BN', requires_grad=True)
-        self.fpn1 = nn.Sequential(
-            nn.ConvTranspose2d(embed_dims, embed_dims, kernel_size=2, stride=2),
-            build_norm_layer(norm_cfg, embed_dims)[1],
-            nn.GELU(),
-            nn.ConvTranspose2d(embed_dims, embed_dims, kernel_size=2, stride=2))
-        self.fpn2 = nn.ConvTranspose2d(embed_dims, embed_dims, kernel_size=2, stride=2)
-        self.fpn3 = nn.Identity()
-        self.fpn4 = nn.MaxPool2d(kernel_size=2, stride=2)
+        self.stride = stride
+        self.pool_sizes = []
+        for level, target in enumerate(PYRAMID_STRIDES, start=1):
+            steps = int(math.log2(stride)) - int(math.log2(target))
+            self.pool_sizes.append(2 ** -steps if steps < 0 else 0)
+            if steps > 0:
+                layers = [nn.ConvTranspose2d(embed_dims, embed_dims, kernel_size=2, stride=2)]
+                for _ in range(steps - 1):
+                    layers += [build_norm_layer(norm_cfg, embed_dims)[1], nn.GELU(),
+                               nn.ConvTranspose2d(embed_dims, embed_dims, kernel_size=2,
+                                                  stride=2)]
+                op = layers[0] if steps == 1 else nn.Sequential(*layers)
+            elif steps == 0:
+                op = nn.Identity()
+            else:
+                op = nn.MaxPool2d(kernel_size=2 ** -steps, stride=2 ** -steps)
+            setattr(self, f'fpn{level}', op)
 
     def forward(self, features: Sequence[Tensor]) -> Tuple[Tensor, ...]:
         if len(features) != 4:
-            raise ValueError(f'the pyramid takes 4 stride-16 maps, got {len(features)} '
-                             '(set out_indices to 4 blocks, or out_pyramid=False)')
-        ops = (self.fpn1, self.fpn2, self.fpn3)
-        outs = [op(f) for op, f in zip(ops, features)]
-        kernel = tuple(min(2, side) for side in features[3].shape[-2:])
-        outs.append(self.fpn4(features[3]) if kernel == (2, 2)
-                    else F.max_pool2d(features[3], kernel, kernel))
+            raise ValueError(f'the pyramid takes 4 stride-{self.stride} maps, got '
+                             f'{len(features)} (set out_indices to 4 blocks, or out_pyramid=False)')
+        outs = []
+        for level, (feature, pool) in enumerate(zip(features, self.pool_sizes), start=1):
+            if pool:  # never beyond the map
+                kernel = tuple(min(pool, side) for side in feature.shape[-2:])
+                outs.append(F.max_pool2d(feature, kernel, kernel))
+            else:
+                outs.append(getattr(self, f'fpn{level}')(feature))
         return tuple(outs)
