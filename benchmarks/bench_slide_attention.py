@@ -99,7 +99,9 @@ class Segmentor(torch.nn.Module):
         super().__init__()
         from mmengine.config import Config
         from mmengine.model import revert_sync_batchnorm
+        from mmengine.registry import init_default_scope
         from mmseg.registry import MODELS
+        init_default_scope('mmseg')  # the data preprocessor and heads are mmseg's
         cfg = Config.fromfile(config)
         cfg.model.pop('pretrained', None)
         cfg.model.backbone.pop('init_cfg', None)
