@@ -155,7 +155,10 @@ def make_pass(kind: str, name: str, which: str, side: int, device: str):
         x = torch.randn(1, side, side, DIM, device=device)
     else:
         model = make_backbone(name)
-        x = torch.randn(1, 3, side, side, device=device)
+        # Whole UperNets train with BN in the pyramid pooling's 1x1 branch: it needs a batch of
+        # 2 (mmseg's own schedule uses 2 images per GPU).
+        batch = 2 if name.startswith('upernet') else 1
+        x = torch.randn(batch, 3, side, side, device=device)
         if which == 'forward' and 'slide' in name:
             model.switch_to_deploy()
     model = model.to(device)
