@@ -193,7 +193,6 @@ class _AFTConvFunction(torch.autograd.Function):
     @staticmethod
     def forward(ctx, q, k, v, weight, head_chunks):
         ctx.save_for_backward(q, k, v, weight)
-        ctx.head_chunks = head_chunks
         return _aft_conv_chunked(q, k, v, weight, head_chunks)
 
     @staticmethod

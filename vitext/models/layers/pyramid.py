@@ -30,10 +30,8 @@ class ViTFeaturePyramid(nn.Module):
                              f'to 128 to make strides {PYRAMID_STRIDES}, got {stride}')
         norm_cfg = norm_cfg or dict(type='BN', requires_grad=True)
         self.stride = stride
-        self.pool_sizes = []
         for level, target in enumerate(PYRAMID_STRIDES, start=1):
             steps = int(math.log2(stride)) - int(math.log2(target))
-            self.pool_sizes.append(2 ** -steps if steps < 0 else 0)
             if steps > 0:
                 layers = [nn.ConvTranspose2d(embed_dims, embed_dims, kernel_size=2, stride=2)]
                 for _ in range(steps - 1):
@@ -52,10 +50,11 @@ class ViTFeaturePyramid(nn.Module):
             raise ValueError(f'the pyramid takes 4 stride-{self.stride} maps, got '
                              f'{len(features)} (set out_indices to 4 blocks, or out_pyramid=False)')
         outs = []
-        for level, (feature, pool) in enumerate(zip(features, self.pool_sizes), start=1):
-            if pool:  # never beyond the map
-                kernel = tuple(min(pool, side) for side in feature.shape[-2:])
+        for level, feature in enumerate(features, start=1):
+            op = getattr(self, f'fpn{level}')
+            if isinstance(op, nn.MaxPool2d):  # never beyond the map
+                kernel = tuple(min(op.kernel_size, side) for side in feature.shape[-2:])
                 outs.append(F.max_pool2d(feature, kernel, kernel))
             else:
-                outs.append(getattr(self, f'fpn{level}')(feature))
+                outs.append(op(feature))
         return tuple(outs)
