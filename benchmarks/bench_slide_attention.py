@@ -260,15 +260,22 @@ def main():
 
     env = environment(args.device)
     results = {}
+    # Written after every measurement, so a run that crashes or is stopped keeps what it has.
     for side in args.sizes:
         measure('layer', FORWARD, 'forward', side, args, results)
+        write_report(args, env, results)
         measure('layer', FORWARD_BACKWARD, 'forward_backward', side, args, results)
+        write_report(args, env, results)
     if args.backbones is not None:
         for slide in args.backbones or SLIDE_MODELS:
             for which in ('forward', 'forward_backward'):
                 measure('backbone', (slide, PARENT[slide]), which, args.backbone_size, args,
                         results)
+                write_report(args, env, results)
+    print(open(write_report(args, env, results)).read())
 
+
+def write_report(args, env: dict, results: dict) -> str:
     table = [['what', 'pass', 'variant', 'median time (s)', 'min-max (s)', 'time / reference',
               'peak memory (MB)', 'memory / reference']]
     summary = {}
@@ -304,8 +311,7 @@ def main():
         + '\n'.join(lines) + f'\n\nSummary: {summary}',
         environment=env, settings=vars(args), results=results, summary=summary,
         issue13_targets=targets)
-    path = write_results(args.out, args.name or f'slide_attention_{args.device}', payload, table)
-    print(open(path).read())
+    return write_results(args.out, args.name or f'slide_attention_{args.device}', payload, table)
 
 
 if __name__ == '__main__':
