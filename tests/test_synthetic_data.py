@@ -48,6 +48,25 @@ def test_classes_differ_in_appearance():
     assert min(dists) > 10
 
 
+def test_instance_colours_leave_only_texture_and_shape():
+    """colours='instance' draws the same scenes (same label maps) with every region in a random
+    colour: a class's mean colour then varies between instances as much as between classes."""
+    def spread(colours):
+        means = {}
+        for i in range(30):
+            img, label, _ = render_scene(i, 96, 96, ADE_STUFF, ADE_OBJECTS, colours=colours)
+            for cls in np.unique(label[label > 0]):
+                means.setdefault(int(cls), []).append(img[label == cls].mean(0))
+        return np.median([np.std(v, 0).mean() for v in means.values() if len(v) > 2])
+
+    for i in range(5):
+        by_class = render_scene(i, 64, 64, ADE_STUFF, ADE_OBJECTS, colours='class')
+        by_instance = render_scene(i, 64, 64, ADE_STUFF, ADE_OBJECTS, colours='instance')
+        np.testing.assert_array_equal(by_class[1], by_instance[1])
+        assert np.abs(by_class[0].astype(int) - by_instance[0]).mean() > 20
+    assert spread('class') < 10 < 30 < spread('instance')
+
+
 def test_coco_annotations_match_images(coco_root):
     with open(osp.join(coco_root, 'annotations', 'instances_train2017.json')) as f:
         coco = json.load(f)
@@ -75,3 +94,5 @@ def test_bad_arguments():
         make_ade20k('/nonexistent', height=8, width=8)
     with pytest.raises(ValueError, match='not among the categories'):
         make_coco('/nonexistent', objects=('unicorn',), classes=('person',))
+    with pytest.raises(ValueError, match="colours must be 'class' or 'instance', got 'random'"):
+        render_scene(0, 64, 64, ADE_STUFF, ADE_OBJECTS, colours='random')

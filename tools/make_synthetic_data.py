@@ -1,7 +1,7 @@
 """Write learnable synthetic data sets in the on-disk formats of ADE20K, COCO and ImageNet.
 
 python tools/make_synthetic_data.py [--out data/synthetic] [--which ade coco imagenet]
-    [--seed 0] [--num-train N] [--num-val N] [--height H] [--width W]
+    [--seed 0] [--num-train N] [--num-val N] [--height H] [--width W] [--colours class|instance]
 gives <out>/ade/ADEChallengeData2016/{images,annotations}/{training,validation},
 <out>/coco/{train2017,val2017,annotations/instances_*2017.json} and (--which imagenet)
 <out>/imagenet/{train/<class>/,val/,meta/{train,val,classes}.txt} (counts per class; images
@@ -30,12 +30,16 @@ def main():
                         help='image height (default: 128 ADE and COCO, 64 ImageNet)')
     parser.add_argument('--width', type=int, default=None,
                         help='image width (default: 128 ADE, 160 COCO)')
+    parser.add_argument('--colours', choices=['class', 'instance'], default='class',
+                        help='class: each class its own colour; instance: every region a random '
+                        'colour, so classes differ only in texture and shape')
     args = parser.parse_args()
 
     def sizes(train, val, width):
         return dict(num_train=args.num_train if args.num_train is not None else train,
                     num_val=args.num_val if args.num_val is not None else val,
-                    height=args.height or 128, width=args.width or width, seed=args.seed)
+                    height=args.height or 128, width=args.width or width, seed=args.seed,
+                    colours=args.colours)
 
     if 'ade' in args.which:
         root = make_ade20k(osp.join(args.out, 'ade'), **sizes(200, 50, 128))
@@ -46,6 +50,7 @@ def main():
     if 'imagenet' in args.which:
         root = make_imagenet(
             osp.join(args.out, 'imagenet'), size=args.height or 64, seed=args.seed,
+            colours=args.colours,
             num_train=args.num_train if args.num_train is not None else 40,
             num_val=args.num_val if args.num_val is not None else 10)
         print(f'ImageNet-format data: {root}')

@@ -3,6 +3,9 @@
 A scene is a textured two-region background ("stuff" classes, e.g. sky over floor) with a few
 non-overlapping objects. Every class has its own colour, texture (stripes, checks, dots, ...) and,
 for objects, shape, so a small model learns to segment/detect them in a few hundred iterations.
+With ``colours='instance'`` every region gets a random colour instead, so classes differ only in
+texture and shape: a harder task, whose features a backbone has to learn (the pretraining
+comparison uses it; a colour alone is learnt by a segmentation head over a random backbone).
 Each image is drawn from ``seed`` and its index alone: the same arguments give the same files.
 
 Pure numpy + OpenCV; no mm imports.
@@ -12,13 +15,14 @@ import json
 import os
 import os.path as osp
 from dataclasses import dataclass
-from typing import Dict, List, Optional, Sequence, Tuple
+from typing import Dict, List, Literal, Optional, Sequence, Tuple
 
 import cv2
 import numpy as np
 
 TEXTURES = ('stripes', 'checks', 'dots', 'waves', 'speckle', 'flat')
 SHAPES = ('ellipse', 'rectangle', 'triangle', 'diamond', 'hexagon', 'star')
+Colours = Literal['class', 'instance']
 
 # ADE20K label values (1..150 in the PNGs; 0 is "other"): wall, sky, floor, grass as stuff;
 # person, car, tree, bed, chair, table, plant, painting as objects.
@@ -55,8 +59,10 @@ def class_styles(labels: Sequence[int], style_seed: int = 0) -> Dict[int, ClassS
     return styles
 
 
-def _texture(style: ClassStyle, height: int, width: int, rng: np.random.Generator) -> np.ndarray:
-    """An HxWx3 uint8 texture of the class, with a small per-instance colour/phase jitter."""
+def _texture(style: ClassStyle, height: int, width: int, rng: np.random.Generator,
+             colours: Colours = 'class') -> np.ndarray:
+    """An HxWx3 uint8 texture of the class, with a small per-instance colour/phase jitter
+    (``colours='class'``) or in a random colour (``'instance'``)."""
     yy, xx = np.mgrid[0:height, 0:width].astype(np.float32)
     u = xx * np.cos(style.angle) + yy * np.sin(style.angle) + rng.uniform(0, style.period)
     v = -xx * np.sin(style.angle) + yy * np.cos(style.angle)
@@ -73,7 +79,11 @@ def _texture(style: ClassStyle, height: int, width: int, rng: np.random.Generato
         pattern = rng.uniform(-1, 1, size=(height, width)).astype(np.float32)
     else:
         pattern = np.zeros((height, width), np.float32)
-    colour = np.array(style.colour, np.float32) + rng.uniform(-12, 12, size=3)
+    if colours == 'instance':
+        hsv = rng.uniform(0, 1), rng.uniform(0.45, 0.85), rng.uniform(0.55, 0.9)
+        colour = 255 * np.array(colorsys.hsv_to_rgb(*hsv), np.float32)
+    else:
+        colour = np.array(style.colour, np.float32) + rng.uniform(-12, 12, size=3)
     img = colour[None, None, :] * (1.0 + 0.25 * pattern[..., None])
     return np.clip(img, 0, 255).astype(np.uint8)
 
@@ -111,15 +121,19 @@ class SceneObject:
 
 def render_scene(index: int, height: int, width: int, stuff: Sequence[int],
                  objects: Sequence[int], seed: int = 0, max_objects: int = 4,
-                 other_fraction: float = 0.05, object_choices: Optional[Sequence[int]] = None
-                 ) -> Tuple[np.ndarray, np.ndarray, List[SceneObject]]:
+                 other_fraction: float = 0.05, object_choices: Optional[Sequence[int]] = None,
+                 colours: Colours = 'class') -> Tuple[np.ndarray, np.ndarray, List[SceneObject]]:
     """Draw scene ``index``: returns (BGR uint8 image, uint8 label map, objects).
 
     Label map values are the given class labels; 0 marks "other" (a noise patch covering about
     ``other_fraction`` of the image), as in ADE20K. Objects are drawn from ``object_choices``
     (default: all ``objects``); class appearances depend on ``stuff`` and ``objects`` only, so
-    they are the same in every data set made from the same classes.
+    they are the same in every data set made from the same classes. ``colours``: 'class' (each
+    class its own colour) or 'instance' (every region a random colour; classes differ only in
+    texture and shape).
     """
+    if colours not in ('class', 'instance'):
+        raise ValueError(f"colours must be 'class' or 'instance', got {colours!r}")
     rng = np.random.default_rng([seed, index])
     styles = class_styles(list(stuff) + list(objects), seed)
     img = np.zeros((height, width, 3), np.uint8)
@@ -130,7 +144,7 @@ def render_scene(index: int, height: int, width: int, stuff: Sequence[int],
     yy, xx = np.mgrid[0:height, 0:width]
     horizon = rng.uniform(0.3, 0.7) * height + (xx - width / 2) * rng.uniform(-0.3, 0.3)
     for region, cls in ((yy < horizon, top), (yy >= horizon, bottom)):
-        img[region] = _texture(styles[int(cls)], height, width, rng)[region]
+        img[region] = _texture(styles[int(cls)], height, width, rng, colours)[region]
         label[region] = cls
 
     if other_fraction > 0:
@@ -161,7 +175,7 @@ def render_scene(index: int, height: int, width: int, stuff: Sequence[int],
         mask = mask.astype(bool)
         if mask.sum() < 16:
             continue
-        img[mask] = _texture(style, height, width, rng)[mask]
+        img[mask] = _texture(style, height, width, rng, colours)[mask]
         label[mask] = cls
         placed.append(SceneObject(cls, poly, mask))
         boxes.append(box)
@@ -178,11 +192,13 @@ def _check_size(height: int, width: int) -> None:
 
 def make_ade20k(root: str, num_train: int = 200, num_val: int = 50, height: int = 128,
                 width: int = 128, seed: int = 0, stuff: Sequence[int] = ADE_STUFF,
-                objects: Sequence[int] = ADE_OBJECTS, max_objects: int = 4) -> str:
+                objects: Sequence[int] = ADE_OBJECTS, max_objects: int = 4,
+                colours: Colours = 'class') -> str:
     """Write a synthetic ADE20K under ``root``; returns ``root/ADEChallengeData2016``.
 
     Layout as the real data set: ``images/{training,validation}/*.jpg`` and
     ``annotations/{training,validation}/*.png`` with values 0 ("other") and labels in 1..150.
+    ``colours``: as :func:`render_scene`'s.
     """
     _check_size(height, width)
     labels = list(stuff) + list(objects)
@@ -197,7 +213,7 @@ def make_ade20k(root: str, num_train: int = 200, num_val: int = 50, height: int 
         prefix = 'train' if split == 'training' else 'val'
         for i in range(count):
             img, label, _ = render_scene(offset + i, height, width, stuff, objects, seed,
-                                         max_objects)
+                                         max_objects, colours=colours)
             name = f'ADE_{prefix}_{i + 1:08d}'
             cv2.imwrite(osp.join(img_dir, name + '.jpg'), img, [cv2.IMWRITE_JPEG_QUALITY, 95])
             cv2.imwrite(osp.join(ann_dir, name + '.png'), label)
@@ -212,12 +228,14 @@ def default_coco_classes() -> Tuple[str, ...]:
 
 def make_coco(root: str, num_train: int = 100, num_val: int = 20, height: int = 128,
               width: int = 160, seed: int = 0, objects: Sequence[str] = COCO_OBJECTS,
-              classes: Optional[Sequence[str]] = None, max_objects: int = 4) -> str:
+              classes: Optional[Sequence[str]] = None, max_objects: int = 4,
+              colours: Colours = 'class') -> str:
     """Write a synthetic COCO instances set under ``root`` (returned).
 
     Layout: ``train2017/``, ``val2017/`` and ``annotations/instances_{train,val}2017.json`` with
     boxes (xywh), polygon masks and areas. ``classes`` (default: COCO's 80) are the categories
     listed in the json, with ids 1..len(classes); objects are drawn from ``objects``.
+    ``colours``: as :func:`render_scene`'s.
     """
     _check_size(height, width)
     classes = tuple(classes) if classes is not None else default_coco_classes()
@@ -234,7 +252,7 @@ def make_coco(root: str, num_train: int = 100, num_val: int = 20, height: int = 
         images, annotations = [], []
         for i in range(count):
             img, _, placed = render_scene(offset + i, height, width, stuff_labels, obj_labels,
-                                          seed, max_objects, other_fraction=0)
+                                          seed, max_objects, other_fraction=0, colours=colours)
             image_id = i + 1
             file_name = f'{image_id:012d}.jpg'
             cv2.imwrite(osp.join(root, split, file_name), img, [cv2.IMWRITE_JPEG_QUALITY, 95])
@@ -259,7 +277,8 @@ def make_coco(root: str, num_train: int = 100, num_val: int = 20, height: int = 
 
 def make_imagenet(root: str, num_train: int = 40, num_val: int = 10, size: int = 64,
                   seed: int = 0, stuff: Sequence[int] = ADE_STUFF,
-                  objects: Sequence[int] = ADE_OBJECTS, max_objects: int = 2) -> str:
+                  objects: Sequence[int] = ADE_OBJECTS, max_objects: int = 2,
+                  colours: Colours = 'class') -> str:
     """Write a synthetic ImageNet-format classification set under ``root`` (returned).
 
     One class per object class of the ADE20K generator (same appearances, so a backbone
@@ -267,7 +286,8 @@ def make_imagenet(root: str, num_train: int = 40, num_val: int = 10, size: int =
     1..``max_objects`` objects of ``c`` on a random two-region background. ``num_train`` /
     ``num_val`` images per class. Layout as ImageNet-1k's: ``train/<class>/*.JPEG``, flat
     ``val/*.JPEG``, ``meta/train.txt`` / ``meta/val.txt`` ("relative/path label" lines) and
-    ``meta/classes.txt`` (one class name a line, in label order).
+    ``meta/classes.txt`` (one class name a line, in label order). ``colours``: as
+    :func:`render_scene`'s.
     """
     _check_size(size, size)
     classes = [f'class_{label:03d}' for label in objects]
@@ -282,7 +302,8 @@ def make_imagenet(root: str, num_train: int = 40, num_val: int = 10, size: int =
             for i in range(count):
                 index = offset + c * count + i
                 img, _, _ = render_scene(index, size, size, stuff, objects, seed, max_objects,
-                                         other_fraction=0, object_choices=[label])
+                                         other_fraction=0, object_choices=[label],
+                                         colours=colours)
                 if split == 'train':
                     rel = f'{name}/{name}_{i:05d}.JPEG'
                 else:
