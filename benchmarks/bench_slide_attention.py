@@ -183,7 +183,8 @@ def make_pass(kind: str, name: str, which: str, side: int, device: str):
 
 def measure(kind, names, which, side, args, results):
     if BASELINE is not None:
-        names = [*names, *(n + '_baseline' for n in names if n.startswith(('slide', 'upernet_s')))]
+        slide = [n for n in names if n.startswith(('slide', 'upernet_slide'))]
+        names = [*names, *(n + '_baseline' for n in slide)]
     fns = {n: make_pass(kind, n, which, side, args.device) for n in names}
     times = interleaved_times(fns, args.device, warmup=1, repeats=args.repeats)
     del fns
