@@ -41,18 +41,22 @@ class ClassStyle:
     shape: str
 
 
-def class_styles(labels: Sequence[int], style_seed: int = 0) -> Dict[int, ClassStyle]:
-    """Appearance of each class in ``labels``, fixed for a (labels, style_seed) pair.
+def class_styles(labels: Sequence[int], style_seed: int = 0,
+                 colours: Colours = 'class') -> Dict[int, ClassStyle]:
+    """Appearance of each class in ``labels``, fixed for a (labels, style_seed, colours) triple.
 
     Hues are spread evenly over the classes (and saturation/brightness alternate), so no two
-    classes share a colour; texture and shape cycle through their lists."""
+    classes share a colour; texture and shape cycle through their lists. With
+    ``colours='instance'`` the colour tells nothing, so the texture cycle steps one further after
+    each round: classes i and i + 6 then differ in texture as well as in shape."""
     styles = {}
     for i, label in enumerate(labels):
+        texture = i + (i // len(TEXTURES) if colours == 'instance' else 0)
         rng = np.random.default_rng([style_seed, int(label)])
         hue = (i / len(labels) + style_seed * 0.137) % 1.0
         rgb = colorsys.hsv_to_rgb(hue, 0.45 + 0.4 * (i % 2), 0.55 + 0.35 * ((i // 2) % 2))
         styles[int(label)] = ClassStyle(colour=tuple(int(255 * c) for c in rgb),
-                                        texture=TEXTURES[i % len(TEXTURES)],
+                                        texture=TEXTURES[texture % len(TEXTURES)],
                                         period=float(rng.uniform(6, 14)),
                                         angle=float(rng.uniform(0, np.pi)),
                                         shape=SHAPES[i % len(SHAPES)])
@@ -135,7 +139,7 @@ def render_scene(index: int, height: int, width: int, stuff: Sequence[int],
     if colours not in ('class', 'instance'):
         raise ValueError(f"colours must be 'class' or 'instance', got {colours!r}")
     rng = np.random.default_rng([seed, index])
-    styles = class_styles(list(stuff) + list(objects), seed)
+    styles = class_styles(list(stuff) + list(objects), seed, colours)
     img = np.zeros((height, width, 3), np.uint8)
     label = np.zeros((height, width), np.uint8)
 
