@@ -94,20 +94,31 @@ def aft_simple(q: Tensor, k: Tensor, v: Tensor) -> Tensor:
         return (torch.sigmoid(q) * context).to(dtype)
 
 
+def _depthwise_input(x: Tensor) -> Tensor:
+    """``x`` (B, C, H, W) laid out as oneDNN's depthwise convolution runs fastest on the CPU:
+    channels-last with the standard strides. An NCHW input, or a channels-last one whose
+    size-1 batch dim carries another stride (as broadcasting and slicing leave it), takes a
+    path about 10x slower (11x11 kernel, 128x128 map)."""
+    B, C, H, W = x.shape
+    if x.device.type != 'cpu' or x.stride() == (H * W * C, 1, W * C, C):
+        return x
+    return x.clone(memory_format=torch.channels_last)
+
+
 def _aft_conv_heads(q: Tensor, k: Tensor, v: Tensor, weight: Tensor, inplace: bool) -> Tensor:
     """AFT-conv of whole heads (float32/64 inputs): the formula of :func:`aft_conv`."""
     C, heads, s = q.shape[1], weight.shape[0], weight.shape[-1]
     group = C // heads
     e = torch.exp(k - k.amax(dim=(2, 3), keepdim=True))  # max over space, per batch and head
     # Per-head broadcasting through views (B, heads, C/heads, H, W): no repeated copies.
-    ev = (v.unflatten(1, (heads, group)) * e.unsqueeze(2)).flatten(1, 2)
+    ev = _depthwise_input((v.unflatten(1, (heads, group)) * e.unsqueeze(2)).flatten(1, 2))
     kernel = torch.expm1(weight).unsqueeze(1)  # (heads, 1, s, s), signed
     num = F.conv2d(ev, kernel.repeat_interleave(group, dim=0), padding=s // 2, groups=C)
     # In place: a conv's backward does not need its output. Intermediates are dropped as soon
     # as they are used, which lowers the peak when no graph keeps them.
     num += ev.sum(dim=(2, 3), keepdim=True)
     del ev
-    den = F.conv2d(e, kernel, padding=s // 2, groups=heads)
+    den = F.conv2d(_depthwise_input(e), kernel, padding=s // 2, groups=heads)
     den += e.sum(dim=(2, 3), keepdim=True)
     del e
     ratio = num.unflatten(1, (heads, group)).div_(den.unsqueeze(2)).flatten(1, 2)
@@ -153,8 +164,8 @@ def _aft_conv_backward(q: Tensor, k: Tensor, v: Tensor, weight: Tensor, grad: Te
     def per_head(t: Tensor) -> Tensor:
         return t.unflatten(1, (heads, group))
 
-    e = torch.exp(k - k.amax(dim=(2, 3), keepdim=True))
-    ev = (per_head(v) * e.unsqueeze(2)).flatten(1, 2)
+    e = _depthwise_input(torch.exp(k - k.amax(dim=(2, 3), keepdim=True)))
+    ev = _depthwise_input((per_head(v) * e.unsqueeze(2)).flatten(1, 2))
     kernel = torch.expm1(weight).unsqueeze(1)
     kernel_c = kernel.repeat_interleave(group, dim=0)
     num = F.conv2d(ev, kernel_c, padding=pad, groups=C)
@@ -165,9 +176,9 @@ def _aft_conv_backward(q: Tensor, k: Tensor, v: Tensor, weight: Tensor, grad: Te
     ratio = per_head(num).div_(den.unsqueeze(2)).flatten(1, 2)
     del num
     grad_q = grad * ratio * sig * (1 - sig)
-    grad_num = per_head(grad * sig).div_(den.unsqueeze(2)).flatten(1, 2)
+    grad_num = _depthwise_input(per_head(grad * sig).div_(den.unsqueeze(2)).flatten(1, 2))
     del sig, den
-    grad_den = -(per_head(grad_num) * per_head(ratio)).sum(2)
+    grad_den = _depthwise_input(-(per_head(grad_num) * per_head(ratio)).sum(2))
     del ratio
     grad_kernel = (_correlate(ev, grad_num, s).sum(0).unflatten(0, (heads, group)).sum(1)
                    + _correlate(e, grad_den, s).sum(0))
