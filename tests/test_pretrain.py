@@ -301,7 +301,7 @@ SEG_ITERS = 60
                    '35.30 (this schedule, lr 2e-3) and 34.51 vs 39.53 (lr 5e-4); on a larger '
                    'set 30.66 vs 25.15, 26.51 vs 27.60 (backbone lr x0.1), 27.27 vs 25.42 '
                    '(frozen); the classes differ by colour, which the head learns alone; with '
-                   "--colours instance the mini CB-ViT does not learn the classification within "
+                   '--colours instance the mini CB-ViT does not learn the classification within '
                    'a CPU budget (top-1 11-25%); see README')
 def test_pretrained_start_beats_random(pretrained_cbvit, ade_root, tmp_path):
     """The same short UperNet schedule on the synthetic ADE20K set, from the synthetic-ImageNet
