@@ -4,8 +4,9 @@ A scene is a textured two-region background ("stuff" classes, e.g. sky over floo
 non-overlapping objects. Every class has its own colour, texture (stripes, checks, dots, ...) and,
 for objects, shape, so a small model learns to segment/detect them in a few hundred iterations.
 With ``colours='instance'`` every region gets a random colour instead, so classes differ only in
-texture and shape: a harder task, whose features a backbone has to learn (the pretraining
-comparison uses it; a colour alone is learnt by a segmentation head over a random backbone).
+texture and shape: a harder task, whose features a backbone has to learn (a segmentation head
+over a random backbone learns a colour alone, so the class-colour sets cannot show what a
+pretrained backbone adds).
 Each image is drawn from ``seed`` and its index alone: the same arguments give the same files.
 
 Pure numpy + OpenCV; no mm imports.
