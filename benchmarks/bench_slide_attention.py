@@ -261,19 +261,18 @@ def main():
 
     env = environment(args.device)
     results = {}
-    # Written after every measurement, so a run that crashes or is stopped keeps what it has.
-    for side in args.sizes:
-        measure('layer', FORWARD, 'forward', side, args, results)
-        write_report(args, env, results)
-        measure('layer', FORWARD_BACKWARD, 'forward_backward', side, args, results)
-        write_report(args, env, results)
+    steps = [('layer', names, which, side) for side in args.sizes
+             for names, which in ((FORWARD, 'forward'), (FORWARD_BACKWARD, 'forward_backward'))]
     if args.backbones is not None:
-        for slide in args.backbones or SLIDE_MODELS:
-            for which in ('forward', 'forward_backward'):
-                measure('backbone', (slide, PARENT[slide]), which, args.backbone_size, args,
-                        results)
-                write_report(args, env, results)
-    print(open(write_report(args, env, results)).read())
+        steps += [('backbone', (slide, PARENT[slide]), which, args.backbone_size)
+                  for slide in args.backbones or SLIDE_MODELS
+                  for which in ('forward', 'forward_backward')]
+    path = write_report(args, env, results)
+    for kind, names, which, side in steps:
+        measure(kind, names, which, side, args, results)
+        # Written after every measurement: a run that crashes or is stopped keeps what it has.
+        path = write_report(args, env, results)
+    print(open(path).read())
 
 
 def write_report(args, env: dict, results: dict) -> str:

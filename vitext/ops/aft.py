@@ -105,20 +105,28 @@ def _depthwise_input(x: Tensor) -> Tensor:
     return x.clone(memory_format=torch.channels_last)
 
 
+def _exp_keys(k: Tensor, v: Tensor) -> Tuple[Tensor, Tensor]:
+    """e = exp(K - max over space, per batch and head) and e V, each head's e broadcast over its
+    channels through views (B, heads, C/heads, H, W), no repeated copies; both laid out for the
+    depthwise convolutions. The max cancels in the ratio of :func:`aft_conv`."""
+    heads = k.shape[1]
+    e = _depthwise_input(torch.exp(k - k.amax(dim=(2, 3), keepdim=True)))
+    ev = (v.unflatten(1, (heads, v.shape[1] // heads)) * e.unsqueeze(2)).flatten(1, 2)
+    return e, _depthwise_input(ev)
+
+
 def _aft_conv_heads(q: Tensor, k: Tensor, v: Tensor, weight: Tensor, inplace: bool) -> Tensor:
     """AFT-conv of whole heads (float32/64 inputs): the formula of :func:`aft_conv`."""
     C, heads, s = q.shape[1], weight.shape[0], weight.shape[-1]
     group = C // heads
-    e = torch.exp(k - k.amax(dim=(2, 3), keepdim=True))  # max over space, per batch and head
-    # Per-head broadcasting through views (B, heads, C/heads, H, W): no repeated copies.
-    ev = _depthwise_input((v.unflatten(1, (heads, group)) * e.unsqueeze(2)).flatten(1, 2))
+    e, ev = _exp_keys(k, v)
     kernel = torch.expm1(weight).unsqueeze(1)  # (heads, 1, s, s), signed
     num = F.conv2d(ev, kernel.repeat_interleave(group, dim=0), padding=s // 2, groups=C)
     # In place: a conv's backward does not need its output. Intermediates are dropped as soon
     # as they are used, which lowers the peak when no graph keeps them.
     num += ev.sum(dim=(2, 3), keepdim=True)
     del ev
-    den = F.conv2d(_depthwise_input(e), kernel, padding=s // 2, groups=heads)
+    den = F.conv2d(e, kernel, padding=s // 2, groups=heads)
     den += e.sum(dim=(2, 3), keepdim=True)
     del e
     ratio = num.unflatten(1, (heads, group)).div_(den.unsqueeze(2)).flatten(1, 2)
@@ -164,8 +172,7 @@ def _aft_conv_backward(q: Tensor, k: Tensor, v: Tensor, weight: Tensor, grad: Te
     def per_head(t: Tensor) -> Tensor:
         return t.unflatten(1, (heads, group))
 
-    e = _depthwise_input(torch.exp(k - k.amax(dim=(2, 3), keepdim=True)))
-    ev = _depthwise_input((per_head(v) * e.unsqueeze(2)).flatten(1, 2))
+    e, ev = _exp_keys(k, v)
     kernel = torch.expm1(weight).unsqueeze(1)
     kernel_c = kernel.repeat_interleave(group, dim=0)
     num = F.conv2d(ev, kernel_c, padding=pad, groups=C)
