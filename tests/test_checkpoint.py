@@ -301,3 +301,15 @@ def test_every_scheme_is_vitext_s():
     for prefix, loader in CheckpointLoader._schemes.items():
         assert loader.__module__ == safe.__name__ or loader in delegating, prefix
     assert mmengine_checkpoint.load_from_http is safe.load_from_http
+
+
+def test_path_split_at_a_comma_by_cfg_options_is_named():
+    """mmengine's DictAction turns ``checkpoint=/runs/a,b.pth`` into a list."""
+    import argparse
+
+    from mmengine.config import DictAction
+    parser = argparse.ArgumentParser()
+    parser.add_argument('--cfg-options', nargs='+', action=DictAction)
+    value = parser.parse_args(['--cfg-options', 'checkpoint=/runs/a,b.pth']).cfg_options
+    with pytest.raises(TypeError, match=r"got list \['/runs/a', 'b\.pth'\].*commas"):
+        safe_load(value['checkpoint'])

@@ -264,10 +264,16 @@ def safe_load(filename: str, map_location: Any = 'cpu') -> Any:
 
     Raises:
         FileNotFoundError: the file does not exist.
+        TypeError: ``filename`` is not a path (e.g. a list from a comma in --cfg-options).
         IsADirectoryError: the path is a directory.
         UnsafeCheckpointError: the file holds a pickled object outside the allow-list.
         RuntimeError: the file is not a readable checkpoint (truncated, not a checkpoint).
     """
+    if not isinstance(filename, (str, os.PathLike)):
+        # --cfg-options splits a value at commas: "checkpoint=a,b.pth" arrives as a list.
+        raise TypeError(f'checkpoint must be a file path, got {type(filename).__name__} '
+                        f'{filename!r} (--cfg-options splits a value at its commas, quoted or '
+                        'not: give a path with a comma in the config file instead)')
     filename = osp.expanduser(filename)
     if osp.isdir(filename):
         raise IsADirectoryError(f'checkpoint {filename!r} is a directory, not a checkpoint '
