@@ -8,12 +8,12 @@ import os.path as osp
 
 import pytest
 import torch
-from conftest import ROOT, run_tool
+from conftest import ROOT, run_tool, tiny_seg_options
 
 import vitext  # noqa: F401  (registers into mmpretrain and timm)
 from vitext.apis import ConfigError, check_data, check_model_types, load_config
 from vitext.checkpoint import safe_load
-from vitext.data.synthetic import make_imagenet
+from vitext.data.synthetic import make_ade20k, make_imagenet
 from vitext.models.backbones import AFTViT, CBViT, SlidePVT, SlideSwinTransformer
 
 mmpretrain_registry = pytest.importorskip('mmpretrain.registry')
@@ -284,44 +284,60 @@ def test_runner_checkpoint_starts_upernet_backbone(pretrained_cbvit):
         torch.testing.assert_close(own[key], saved[f'backbone.{key}'], msg=key)
 
 
-def seg_options(ade_root, iters):
-    from conftest import tiny_seg_options
-    return tiny_seg_options(ade_root, max_iters=iters, ckpt_interval=iters) + [
-        'train_dataloader.batch_size=4', f'param_scheduler.1.end={iters}',
-        'param_scheduler.0.end=5', 'param_scheduler.1.begin=5', 'randomness.seed=0']
+DEMO_CLS_AFT = osp.join(ROOT, 'configs', 'demo',
+                        'aftconv-mini_1xb32-300it_synthetic-imagenet-64px.py')
+DEMO_SEG_AFT = osp.join(ROOT, 'configs', 'demo',
+                        'upernet_aftconv-mini_4xb8-120it_synthetic-ade20k-128x128.py')
+
+
+@pytest.fixture(scope='module')
+def texture_only_sets(tmp_path_factory):
+    """The synthetic sets with every region in a random colour, so that classes differ in texture
+    and shape only and a backbone has something to learn that the head cannot learn alone
+    (README "Pretraining"): object-centric ImageNet-format images (8 classes x 100, 64 px, one
+    object of radius 0.25-0.42 of the side) and ADE20K scenes (16 train / 50 val, 128 px)."""
+    root = tmp_path_factory.mktemp('texture_only')
+    imagenet = make_imagenet(str(root / 'imagenet'), num_train=100, num_val=10, size=64,
+                             colours='instance', max_objects=1, object_size=(0.25, 0.42))
+    ade = make_ade20k(str(root / 'ade'), num_train=16, num_val=50, colours='instance')
+    return imagenet, ade
+
+
+def final_val_miou(work):
+    scalars, = glob.glob(osp.join(work, '*', 'vis_data', 'scalars.json'))
+    return [json.loads(line) for line in open(scalars) if 'mIoU' in line][-1]['mIoU']
 
 
 SEG_ITERS = 60
 
 
-@pytest.mark.skipif(not os.environ.get('VITEXT_LONG_TESTS'),
-                    reason='two UperNet trainings (~5 min idle CPU, more on a loaded one); '
-                    'set VITEXT_LONG_TESTS=1')
-@pytest.mark.xfail(strict=True, reason='not shown yet: measured mIoU pretrained 35.87 vs random '
-                   '35.30 (this schedule, lr 2e-3) and 34.51 vs 39.53 (lr 5e-4); on a larger '
-                   'set 30.66 vs 25.15, 26.51 vs 27.60 (backbone lr x0.1), 27.27 vs 25.42 '
-                   '(frozen); the classes differ by colour, which the head learns alone; with '
-                   '--colours instance the mini CB-ViT does not learn the classification within '
-                   'a CPU budget (top-1 11-25%); see README')
-def test_pretrained_start_beats_random(pretrained_cbvit, ade_root, tmp_path):
-    """The same short UperNet schedule on the synthetic ADE20K set, from the synthetic-ImageNet
-    backbone and from a random one (README "Pretraining" states the figures)."""
-    _, ckpt = pretrained_cbvit
+def test_pretrained_start_beats_random(texture_only_sets, tmp_path):
+    """tools/train.py pretrains the mini AFT-conv on the texture-only classification set (300
+    iterations); the same UperNet schedule on the texture-only ADE20K set (60 iterations of
+    batch 4) then ends higher from that checkpoint than from a random backbone. Measured (README
+    "Pretraining"): 10.07 vs 3.61 and 11.40 vs 4.10 mIoU (seeds 0, 1)."""
+    imagenet, ade = texture_only_sets
+    pretrain = str(tmp_path / 'pretrain')
+    run_tool(['tools/train.py', DEMO_CLS_AFT, '--work-dir', pretrain, '--cfg-options',
+              *cls_options(imagenet, 300)])
+    ckpt = osp.join(pretrain, 'iter_300.pth')
+    seg_options = tiny_seg_options(ade, max_iters=SEG_ITERS, ckpt_interval=SEG_ITERS) + [
+        'train_dataloader.batch_size=4', 'default_hooks.logger.interval=20',
+        f'param_scheduler.1.end={SEG_ITERS}', 'randomness.seed=0']
     results = {}
     for start, extra in (('random', []),
-                         ('pretrained', ['model.backbone.init_cfg.type=Pretrained',
-                                         f'model.backbone.init_cfg.checkpoint={ckpt}'])):
+                         ('pretrained', [f'{k}={v}' for k, v in pretrained_options(ckpt).items()])):
         work = str(tmp_path / start)
-        run_tool(['tools/train.py', DEMO_SEG_CBVIT, '--work-dir', work, '--cfg-options',
-                  *seg_options(ade_root, SEG_ITERS), *extra])
-        run_tool(['tools/test.py', DEMO_SEG_CBVIT, osp.join(work, f'iter_{SEG_ITERS}.pth'),
-                  '--work-dir', work, '--cfg-options', *seg_options(ade_root, SEG_ITERS)])
-        results[start] = json.load(open(osp.join(work, 'test_results.json')))['metrics']['mIoU']
-    print('mIoU after', SEG_ITERS, 'iterations:', results)
+        run_tool(['tools/train.py', DEMO_SEG_AFT, '--work-dir', work, '--cfg-options',
+                  *seg_options, *extra])
+        results[start] = final_val_miou(work)
+    print(f'mIoU after {SEG_ITERS} iterations:', results)
+    # Under half the measured gap (6.5 and 7.3 points), over twice the seed-to-seed spread of
+    # the random start (0.5).
     assert results['pretrained'] > results['random'] + MIOU_MARGIN, results
 
 
-MIOU_MARGIN = 0.0
+MIOU_MARGIN = 3.0
 
 
 @pytest.mark.parametrize('attn_type', ['conv', 'full'])

@@ -7,8 +7,10 @@ import cv2
 import numpy as np
 import pytest
 
+from conftest import run_tool
+
 from vitext.data.synthetic import (ADE_OBJECTS, ADE_STUFF, class_styles, make_ade20k, make_coco,
-                                   render_scene)
+                                   make_imagenet, render_scene)
 
 
 def test_ade20k_layout_and_labels(ade_root):
@@ -67,6 +69,30 @@ def test_instance_colours_leave_only_texture_and_shape():
     assert len(set(looks)) == len(ADE_OBJECTS), looks
 
 
+def test_object_size_sets_the_object_radii():
+    def object_fraction(object_size):
+        labels = [render_scene(i, 64, 64, ADE_STUFF, ADE_OBJECTS, max_objects=1,
+                               object_size=object_size)[1] for i in range(20)]
+        return np.mean([np.isin(label, ADE_OBJECTS).mean() for label in labels])
+
+    # Measured 0.059 and 0.24 of the image: one object of radii ~ U(min, max) x the side.
+    small, large = object_fraction((0.1, 0.22)), object_fraction((0.25, 0.42))
+    assert 0.03 < small < 0.09 and 0.18 < large < 0.35, (small, large)
+
+
+def test_make_synthetic_data_tool_writes_what_make_imagenet_writes(tmp_path):
+    run_tool(['tools/make_synthetic_data.py', '--out', str(tmp_path / 'cli'), '--which',
+              'imagenet', '--num-train', '2', '--num-val', '1', '--colours', 'instance',
+              '--max-objects', '1', '--object-size', '0.25', '0.42'])
+    make_imagenet(str(tmp_path / 'api'), num_train=2, num_val=1, colours='instance',
+                  max_objects=1, object_size=(0.25, 0.42))
+    cli, api = tmp_path / 'cli' / 'imagenet', tmp_path / 'api'
+    files = sorted(str(p.relative_to(api)) for p in api.rglob('*') if p.is_file())
+    assert len(files) == 8 * 3 + 3
+    match, mismatch, errors = filecmp.cmpfiles(cli, api, files, shallow=False)
+    assert not mismatch and not errors, (mismatch, errors)
+
+
 def test_coco_annotations_match_images(coco_root):
     with open(osp.join(coco_root, 'annotations', 'instances_train2017.json')) as f:
         coco = json.load(f)
@@ -96,3 +122,6 @@ def test_bad_arguments():
         make_coco('/nonexistent', objects=('unicorn',), classes=('person',))
     with pytest.raises(ValueError, match="colours must be 'class' or 'instance', got 'random'"):
         render_scene(0, 64, 64, ADE_STUFF, ADE_OBJECTS, colours='random')
+    with pytest.raises(ValueError, match=r'object_size .* 0 < min <= max < 0.45 .*\(0.3, 0.5\)'):
+        make_imagenet('/nonexistent', object_size=(0.3, 0.5))
+    assert not osp.exists('/nonexistent')

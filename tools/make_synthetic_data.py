@@ -2,6 +2,7 @@
 
 python tools/make_synthetic_data.py [--out data/synthetic] [--which ade coco imagenet]
     [--seed 0] [--num-train N] [--num-val N] [--height H] [--width W] [--colours class|instance]
+    [--max-objects N] [--object-size MIN MAX]
 gives <out>/ade/ADEChallengeData2016/{images,annotations}/{training,validation},
 <out>/coco/{train2017,val2017,annotations/instances_*2017.json} and (--which imagenet)
 <out>/imagenet/{train/<class>/,val/,meta/{train,val,classes}.txt} (counts per class; images
@@ -33,6 +34,13 @@ def main():
     parser.add_argument('--colours', choices=['class', 'instance'], default='class',
                         help='class: each class its own colour; instance: every region a random '
                         'colour, so classes differ only in texture and shape')
+    parser.add_argument('--max-objects', type=int, default=2,
+                        help='ImageNet: at most this many objects an image (default 2)')
+    parser.add_argument('--object-size', type=float, nargs=2, default=(0.1, 0.22),
+                        metavar=('MIN', 'MAX'),
+                        help='ImageNet: object radii drawn from [MIN, MAX] x the image side '
+                        '(default 0.1 0.22, as in the ADE/COCO scenes; 0.25 0.42 with '
+                        '--max-objects 1 gives object-centric images, as ImageNet photos)')
     args = parser.parse_args()
 
     def sizes(train, val, width):
@@ -50,7 +58,8 @@ def main():
     if 'imagenet' in args.which:
         root = make_imagenet(
             osp.join(args.out, 'imagenet'), size=args.height or 64, seed=args.seed,
-            colours=args.colours,
+            colours=args.colours, max_objects=args.max_objects,
+            object_size=tuple(args.object_size),
             num_train=args.num_train if args.num_train is not None else 40,
             num_val=args.num_val if args.num_val is not None else 10)
         print(f'ImageNet-format data: {root}')

@@ -127,7 +127,8 @@ class SceneObject:
 def render_scene(index: int, height: int, width: int, stuff: Sequence[int],
                  objects: Sequence[int], seed: int = 0, max_objects: int = 4,
                  other_fraction: float = 0.05, object_choices: Optional[Sequence[int]] = None,
-                 colours: Colours = 'class') -> Tuple[np.ndarray, np.ndarray, List[SceneObject]]:
+                 colours: Colours = 'class', object_size: Tuple[float, float] = (0.1, 0.22)
+                 ) -> Tuple[np.ndarray, np.ndarray, List[SceneObject]]:
     """Draw scene ``index``: returns (BGR uint8 image, uint8 label map, objects).
 
     Label map values are the given class labels; 0 marks "other" (a noise patch covering about
@@ -135,10 +136,12 @@ def render_scene(index: int, height: int, width: int, stuff: Sequence[int],
     (default: all ``objects``); class appearances depend on ``stuff`` and ``objects`` only, so
     they are the same in every data set made from the same classes. ``colours``: 'class' (each
     class its own colour) or 'instance' (every region a random colour; classes differ only in
-    texture and shape).
+    texture and shape). ``object_size``: the (min, max) object radius as a fraction of the
+    shorter image side.
     """
     if colours not in ('class', 'instance'):
         raise ValueError(f"colours must be 'class' or 'instance', got {colours!r}")
+    _check_object_size(object_size)
     rng = np.random.default_rng([seed, index])
     styles = class_styles(list(stuff) + list(objects), seed, colours)
     img = np.zeros((height, width, 3), np.uint8)
@@ -166,7 +169,7 @@ def render_scene(index: int, height: int, width: int, stuff: Sequence[int],
             break
         cls = int(rng.choice(objects if object_choices is None else object_choices))
         size = min(height, width)
-        rx, ry = rng.uniform(0.1, 0.22, size=2) * size
+        rx, ry = rng.uniform(*object_size, size=2) * size
         cx = rng.uniform(rx + 1, width - rx - 1)
         cy = rng.uniform(ry + 1, height - ry - 1)
         box = (cx - rx, cy - ry, cx + rx, cy + ry)
@@ -188,6 +191,12 @@ def render_scene(index: int, height: int, width: int, stuff: Sequence[int],
     noise = rng.normal(0, 4, size=img.shape)
     img = np.clip(img.astype(np.float32) + noise, 0, 255).astype(np.uint8)
     return img, label, placed
+
+
+def _check_object_size(object_size: Tuple[float, float]) -> None:
+    if not 0 < object_size[0] <= object_size[1] < 0.45:
+        raise ValueError('object_size must be (min, max) radii with 0 < min <= max < 0.45 of the '
+                         f'image side, got {tuple(object_size)}')
 
 
 def _check_size(height: int, width: int) -> None:
@@ -283,7 +292,8 @@ def make_coco(root: str, num_train: int = 100, num_val: int = 20, height: int = 
 def make_imagenet(root: str, num_train: int = 40, num_val: int = 10, size: int = 64,
                   seed: int = 0, stuff: Sequence[int] = ADE_STUFF,
                   objects: Sequence[int] = ADE_OBJECTS, max_objects: int = 2,
-                  colours: Colours = 'class') -> str:
+                  colours: Colours = 'class', object_size: Tuple[float, float] = (0.1, 0.22)
+                  ) -> str:
     """Write a synthetic ImageNet-format classification set under ``root`` (returned).
 
     One class per object class of the ADE20K generator (same appearances, so a backbone
@@ -291,10 +301,12 @@ def make_imagenet(root: str, num_train: int = 40, num_val: int = 10, size: int =
     1..``max_objects`` objects of ``c`` on a random two-region background. ``num_train`` /
     ``num_val`` images per class. Layout as ImageNet-1k's: ``train/<class>/*.JPEG``, flat
     ``val/*.JPEG``, ``meta/train.txt`` / ``meta/val.txt`` ("relative/path label" lines) and
-    ``meta/classes.txt`` (one class name a line, in label order). ``colours``: as
-    :func:`render_scene`'s.
+    ``meta/classes.txt`` (one class name a line, in label order). ``colours``, ``object_size``:
+    as :func:`render_scene`'s; ``max_objects=1, object_size=(0.25, 0.42)`` gives object-centric
+    images, as ImageNet's photos are, whose object a small model can learn without colour cues.
     """
     _check_size(size, size)
+    _check_object_size(object_size)
     classes = [f'class_{label:03d}' for label in objects]
     os.makedirs(osp.join(root, 'meta'), exist_ok=True)
     with open(osp.join(root, 'meta', 'classes.txt'), 'w') as f:
@@ -308,7 +320,7 @@ def make_imagenet(root: str, num_train: int = 40, num_val: int = 10, size: int =
                 index = offset + c * count + i
                 img, _, _ = render_scene(index, size, size, stuff, objects, seed, max_objects,
                                          other_fraction=0, object_choices=[label],
-                                         colours=colours)
+                                         colours=colours, object_size=object_size)
                 if split == 'train':
                     rel = f'{name}/{name}_{i:05d}.JPEG'
                 else:
