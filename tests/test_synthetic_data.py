@@ -88,9 +88,22 @@ def test_make_synthetic_data_tool_writes_what_make_imagenet_writes(tmp_path):
                   max_objects=1, object_size=(0.25, 0.42))
     cli, api = tmp_path / 'cli' / 'imagenet', tmp_path / 'api'
     files = sorted(str(p.relative_to(api)) for p in api.rglob('*') if p.is_file())
-    assert len(files) == 8 * 3 + 3
+    assert len(files) == 8 * 3 + 3 + 1  # images, meta/*.txt, the .vitext-synthetic marker
     match, mismatch, errors = filecmp.cmpfiles(cli, api, files, shallow=False)
     assert not mismatch and not errors, (mismatch, errors)
+
+
+def test_writing_again_replaces_the_set_and_a_foreign_folder_is_refused(tmp_path):
+    root = make_imagenet(str(tmp_path / 'imagenet'), num_train=3, num_val=2, size=32)
+    make_imagenet(root, num_train=1, num_val=1, size=32)  # smaller: nothing of the first stays
+    assert len(list((tmp_path / 'imagenet' / 'train').rglob('*.JPEG'))) == 8
+    assert len(list((tmp_path / 'imagenet' / 'val').glob('*.JPEG'))) == 8
+    real = tmp_path / 'coco'
+    (real / 'train2017').mkdir(parents=True)
+    (real / 'train2017' / '000000000001.jpg').write_bytes(b'a real image')
+    with pytest.raises(FileExistsError, match=r'coco is not empty and holds no \.vitext-synthetic'):
+        make_coco(str(real), num_train=1, num_val=1)
+    assert (real / 'train2017' / '000000000001.jpg').read_bytes() == b'a real image'
 
 
 def test_coco_annotations_match_images(coco_root):

@@ -6,7 +6,8 @@ python tools/make_synthetic_data.py [--out data/synthetic] [--which ade coco ima
 gives <out>/ade/ADEChallengeData2016/{images,annotations}/{training,validation},
 <out>/coco/{train2017,val2017,annotations/instances_*2017.json} and (--which imagenet)
 <out>/imagenet/{train/<class>/,val/,meta/{train,val,classes}.txt} (counts per class; images
---height x --height, default 64).
+--height x --height, default 64). Writing into a folder that holds an earlier synthetic set
+replaces that set; a non-empty folder the tool did not write (a real data set) is refused.
 """
 import argparse
 import os.path as osp

@@ -8,6 +8,9 @@ texture and shape: a harder task, whose features a backbone has to learn (a segm
 over a random backbone learns a colour alone, so the class-colour sets cannot show what a
 pretrained backbone adds).
 Each image is drawn from ``seed`` and its index alone: the same arguments give the same files.
+A set is written into a folder that is empty or holds an earlier synthetic set (marked by a
+``.vitext-synthetic`` file), which it replaces whole, so no image of a larger earlier set stays
+behind; any other non-empty folder (a real data set, say) is refused, never overwritten.
 
 Pure numpy + OpenCV; no mm imports.
 """
@@ -15,6 +18,7 @@ import colorsys
 import json
 import os
 import os.path as osp
+import shutil
 from dataclasses import dataclass
 from typing import Dict, List, Literal, Optional, Sequence, Tuple
 
@@ -193,6 +197,26 @@ def render_scene(index: int, height: int, width: int, stuff: Sequence[int],
     return img, label, placed
 
 
+MARKER = '.vitext-synthetic'
+
+
+def _fresh_folder(folder: str, owned: Sequence[str]) -> None:
+    """Ready ``folder`` for a new set: create it, or empty the ``owned`` sub-folders of an
+    earlier synthetic set there; refuse a non-empty folder that this module did not write."""
+    if osp.isdir(folder) and os.listdir(folder):
+        if not osp.isfile(osp.join(folder, MARKER)):
+            raise FileExistsError(
+                f'{folder} is not empty and holds no {MARKER} file, so it is not a synthetic set '
+                'written by vitext: refusing to write over it; choose another output folder '
+                '(tools/make_synthetic_data.py --out) or empty it')
+        for name in owned:
+            shutil.rmtree(osp.join(folder, name), ignore_errors=True)
+    os.makedirs(folder, exist_ok=True)
+    with open(osp.join(folder, MARKER), 'w') as f:
+        f.write('A synthetic set written by vitext.data.synthetic; writing a set here again '
+                f'replaces {", ".join(owned)}.\n')
+
+
 def _check_object_size(object_size: Tuple[float, float]) -> None:
     if not 0 < object_size[0] <= object_size[1] < 0.45:
         raise ValueError('object_size must be (min, max) radii with 0 < min <= max < 0.45 of the '
@@ -219,6 +243,7 @@ def make_ade20k(root: str, num_train: int = 200, num_val: int = 50, height: int 
     if not all(1 <= c <= 150 for c in labels):
         raise ValueError(f'ADE20K labels must lie in 1..150, got {labels}')
     data_root = osp.join(root, 'ADEChallengeData2016')
+    _fresh_folder(data_root, ('images', 'annotations'))
     for split, count, offset in (('training', num_train, 0), ('validation', num_val, 10**6)):
         img_dir = osp.join(data_root, 'images', split)
         ann_dir = osp.join(data_root, 'annotations', split)
@@ -260,9 +285,10 @@ def make_coco(root: str, num_train: int = 100, num_val: int = 20, height: int = 
     # Labels for the renderer: object categories as 1..K, backgrounds after them.
     obj_labels = [cat_id[name] for name in objects]
     stuff_labels = [200 + i for i in range(3)]  # background only, never annotated
-    os.makedirs(osp.join(root, 'annotations'), exist_ok=True)
+    _fresh_folder(root, ('annotations', 'train2017', 'val2017'))
+    os.makedirs(osp.join(root, 'annotations'))
     for split, count, offset in (('train2017', num_train, 0), ('val2017', num_val, 10**6)):
-        os.makedirs(osp.join(root, split), exist_ok=True)
+        os.makedirs(osp.join(root, split))
         images, annotations = [], []
         for i in range(count):
             img, _, placed = render_scene(offset + i, height, width, stuff_labels, obj_labels,
@@ -308,7 +334,8 @@ def make_imagenet(root: str, num_train: int = 40, num_val: int = 10, size: int =
     _check_size(size, size)
     _check_object_size(object_size)
     classes = [f'class_{label:03d}' for label in objects]
-    os.makedirs(osp.join(root, 'meta'), exist_ok=True)
+    _fresh_folder(root, ('meta', 'train', 'val'))
+    os.makedirs(osp.join(root, 'meta'))
     with open(osp.join(root, 'meta', 'classes.txt'), 'w') as f:
         f.write('\n'.join(classes) + '\n')
     for split, count, offset in (('train', num_train, 0), ('val', num_val, 10**6)):
