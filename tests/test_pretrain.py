@@ -3,7 +3,6 @@ modes, the timm models, the synthetic ImageNet-format set, and classification ch
 (mmpretrain runner and timm) starting dense backbones."""
 import glob
 import json
-import os
 import os.path as osp
 
 import pytest
