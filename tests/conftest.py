@@ -2,6 +2,8 @@
 
 Helpers are imported by module name from tests/helpers (never as ``tests.x``: mmseg's wheel
 installs a top-level package called ``tests``)."""
+import glob
+import json
 import os
 import os.path as osp
 import subprocess
@@ -30,6 +32,14 @@ def coco_root(tmp_path_factory):
     from vitext.data.synthetic import make_coco
     return make_coco(str(tmp_path_factory.mktemp('coco')), num_train=16, num_val=4,
                      height=96, width=128, seed=1)
+
+
+def last_logged(work_dir, key):
+    """The last record holding ``key`` in the scalars.json that mmengine's runner wrote under
+    ``work_dir`` (one run there): e.g. the validation after the last training iteration."""
+    scalars, = glob.glob(osp.join(str(work_dir), '*', 'vis_data', 'scalars.json'))
+    with open(scalars) as f:
+        return [record for record in map(json.loads, f) if key in record][-1]
 
 
 def tiny_seg_options(data_root, max_iters=4, ckpt_interval=2):

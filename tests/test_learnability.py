@@ -2,9 +2,7 @@
 
 The demo's own schedule (120 iterations of batch 8) on another draw of the set (seed 3). Measured:
 see the assert's comment. Chance is about 100/12 ~ 8 % IoU per class for the 12 classes drawn."""
-import json
-
-from conftest import DEMO_SEG, run_tool
+from conftest import DEMO_SEG, last_logged, run_tool
 
 
 def test_demo_recipe_learns_synthetic_ade(tmp_path):
@@ -19,7 +17,6 @@ def test_demo_recipe_learns_synthetic_ade(tmp_path):
     run_tool(['tools/train.py', DEMO_SEG, '--work-dir', str(tmp_path / 'work'), '--cfg-options',
               *opts])
     # The validation at the last iteration (tools/test.py on a checkpoint: tests/test_demo.py).
-    scalars = next((tmp_path / 'work').glob('*/vis_data/scalars.json')).read_text().splitlines()
-    miou = [json.loads(line) for line in scalars if 'mIoU' in line][-1]['mIoU']
+    miou = last_logged(tmp_path / 'work', 'mIoU')['mIoU']
     print(f'mIoU after 120 iterations: {miou}')
     assert miou > 25, miou

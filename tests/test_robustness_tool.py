@@ -9,7 +9,8 @@ import time
 
 import pytest
 
-from conftest import DEMO_DET, DEMO_SEG, ROOT, det_options, run_tool, tiny_seg_options
+from conftest import (DEMO_DET, DEMO_SEG, ROOT, det_options, last_logged, run_tool,
+                      tiny_seg_options)
 
 
 @pytest.fixture(scope='module')
@@ -95,9 +96,7 @@ def test_detection_checkpoint_occlusion_and_corruptions(coco_root, tmp_path):
         assert 0 <= setting['coco/bbox_mAP'] <= 1 and 'coco/segm_mAP' in setting
     # The clean setting is the runner's own evaluation of that checkpoint (the validation that
     # tools/train.py ran after epoch 1, on the same images).
-    scalars, = tmp_path.glob('*/vis_data/scalars.json')
-    validation = [json.loads(line) for line in scalars.read_text().splitlines()
-                  if 'coco/bbox_mAP' in line][-1]
+    validation = last_logged(tmp_path, 'coco/bbox_mAP')
     for metric in ('coco/bbox_mAP', 'coco/bbox_mAP_50', 'coco/segm_mAP'):
         assert results['clean'][metric] == pytest.approx(validation[metric]), metric
     assert '| setting | coco/bbox_mAP |' in proc.stdout
