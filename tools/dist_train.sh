@@ -12,6 +12,6 @@ DIR="$(cd "$(dirname "$0")" && pwd)"
 [ -x "$DIR/../.venv/bin/python" ] && PYTHON=${PYTHON:-"$DIR/../.venv/bin/python"}
 PYTHONPATH="$DIR/..":${PYTHONPATH:-} \
 "${PYTHON:-python}" -m torch.distributed.run \
-    --nnodes=$NNODES --node_rank=$NODE_RANK --master_addr=$MASTER_ADDR \
-    --nproc_per_node=$NPROC --master_port=$PORT \
+    --nnodes="$NNODES" --node_rank="$NODE_RANK" --master_addr="$MASTER_ADDR" \
+    --nproc_per_node="$NPROC" --master_port="$PORT" \
     "$DIR/train.py" "$CONFIG" --launcher pytorch "${@:3}"
