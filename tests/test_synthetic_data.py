@@ -2,12 +2,14 @@ import filecmp
 import json
 import os
 import os.path as osp
+import runpy
+import shutil
 
 import cv2
 import numpy as np
 import pytest
 
-from conftest import run_tool
+from conftest import ROOT, run_tool
 
 from vitext.data.synthetic import (ADE_OBJECTS, ADE_STUFF, class_styles, make_ade20k, make_coco,
                                    make_imagenet, render_scene)
@@ -138,3 +140,89 @@ def test_bad_arguments():
     with pytest.raises(ValueError, match=r'object_size .* 0 < min <= max < 0.45 .*\(0.3, 0.5\)'):
         make_imagenet('/nonexistent', object_size=(0.3, 0.5))
     assert not osp.exists('/nonexistent')
+
+
+def test_a_linked_sub_folder_is_replaced_not_written_through(tmp_path):
+    """A set's ``images`` folder that is a symbolic link to a real image folder: writing the set
+    again removes the link and writes a real folder; the link's target keeps its files."""
+    real = tmp_path / 'real_images'
+    real.mkdir()
+    (real / 'ADE_train_00000001.jpg').write_bytes(b'a real image')
+    data_root = make_ade20k(str(tmp_path / 'ade'), num_train=1, num_val=1, height=32, width=32)
+    images = osp.join(data_root, 'images')
+    shutil.rmtree(images)
+    os.symlink(real, images)
+    make_ade20k(str(tmp_path / 'ade'), num_train=2, num_val=1, height=32, width=32)
+    assert not osp.islink(images) and len(os.listdir(osp.join(images, 'training'))) == 2
+    assert os.listdir(real) == ['ADE_train_00000001.jpg']
+    assert (real / 'ADE_train_00000001.jpg').read_bytes() == b'a real image'
+
+
+def test_a_linked_set_folder_is_refused(tmp_path):
+    """``ADEChallengeData2016`` that is a symbolic link to a real folder holding a stray marker:
+    refused, naming the link, and nothing in the real folder is touched."""
+    real = tmp_path / 'real_ade'
+    (real / 'images' / 'training').mkdir(parents=True)
+    (real / 'images' / 'training' / 'ADE_train_00000001.jpg').write_bytes(b'a real image')
+    (real / '.vitext-synthetic').write_text('stray')
+    (tmp_path / 'ade').mkdir()
+    link = tmp_path / 'ade' / 'ADEChallengeData2016'
+    os.symlink(real, link)
+    with pytest.raises(FileExistsError, match=f'{link} is a symbolic link'):
+        make_ade20k(str(tmp_path / 'ade'), num_train=1, num_val=1, height=32, width=32)
+    assert (real / 'images' / 'training' / 'ADE_train_00000001.jpg').read_bytes() == b'a real image'
+    assert sorted(os.listdir(real)) == ['.vitext-synthetic', 'images']
+
+
+def test_a_linked_marker_is_not_written_through(tmp_path):
+    """A ``.vitext-synthetic`` that is a symbolic link to another file does not mark the folder as
+    a synthetic set, and that file is left as it was."""
+    other = tmp_path / 'notes.txt'
+    other.write_text('keep me')
+    root = tmp_path / 'imagenet'
+    root.mkdir()
+    os.symlink(other, root / '.vitext-synthetic')
+    with pytest.raises(FileExistsError, match='holds no .vitext-synthetic'):
+        make_imagenet(str(root), num_train=1, num_val=1, size=32)
+    assert other.read_text() == 'keep me'
+
+
+@pytest.mark.parametrize('argument,value,message', [
+    ('--num-train', '0', 'argument --num-train: must be a whole number >= 1, got 0'),
+    ('--num-train', '-3', 'argument --num-train: must be a whole number >= 1, got -3'),
+    ('--num-val', '0', 'argument --num-val: must be a whole number >= 1, got 0'),
+    ('--height', '0', 'argument --height: must be a whole number >= 32, got 0'),
+    ('--width', '8', 'argument --width: must be a whole number >= 32, got 8'),
+    ('--max-objects', '0', 'argument --max-objects: must be a whole number >= 1, got 0')])
+def test_make_synthetic_data_tool_refuses_degenerate_sizes(tmp_path, capsys, monkeypatch,
+                                                           argument, value, message):
+    out = tmp_path / 'out'
+    monkeypatch.setattr('sys.argv', ['make_synthetic_data.py', '--out', str(out), argument, value])
+    with pytest.raises(SystemExit) as exit_info:
+        runpy.run_path(osp.join(ROOT, 'tools', 'make_synthetic_data.py'), run_name='__main__')
+    assert exit_info.value.code == 2
+    assert message in capsys.readouterr().err
+    assert not out.exists()
+
+
+@pytest.mark.parametrize('counts', [dict(num_train=0), dict(num_train=-3), dict(num_val=0)])
+def test_empty_sets_are_refused(tmp_path, counts):
+    name, value = next(iter(counts.items()))
+    for make in (make_ade20k, make_coco, make_imagenet):
+        with pytest.raises(ValueError, match=f'{name} must be at least 1, got {value}'):
+            make(str(tmp_path / 'set'), **counts)
+    assert not (tmp_path / 'set').exists()
+
+
+def test_make_synthetic_data_tool_refuses_a_linked_set_in_one_line(tmp_path, monkeypatch):
+    real = tmp_path / 'real_ade'
+    real.mkdir()
+    (tmp_path / 'out' / 'ade').mkdir(parents=True)
+    os.symlink(real, tmp_path / 'out' / 'ade' / 'ADEChallengeData2016')
+    monkeypatch.setattr('sys.argv', ['make_synthetic_data.py', '--out', str(tmp_path / 'out'),
+                                     '--which', 'ade', '--num-train', '1', '--num-val', '1'])
+    with pytest.raises(SystemExit) as exit_info:
+        runpy.run_path(osp.join(ROOT, 'tools', 'make_synthetic_data.py'), run_name='__main__')
+    assert str(exit_info.value.code).startswith(
+        f'vitext make-data: {tmp_path}/out/ade/ADEChallengeData2016 is a symbolic link')
+    assert os.listdir(real) == []

@@ -11,6 +11,11 @@ Each image is drawn from ``seed`` and its index alone: the same arguments give t
 A set is written into a folder that is empty or holds an earlier synthetic set (marked by a
 ``.vitext-synthetic`` file), which it replaces whole, so no image of a larger earlier set stays
 behind; any other non-empty folder (a real data set, say) is refused, never overwritten.
+Nothing is written or deleted through a symbolic link inside the set: a set folder that is
+itself a link is refused (its target may be a real data set with a stray marker); a linked
+sub-folder or file of an earlier set is replaced by removing the link, never its target; a
+marker that is a link does not mark a set. Links above the set folder (``data -> /disk``) are
+followed as any path is.
 
 Pure numpy + OpenCV; no mm imports.
 """
@@ -198,23 +203,52 @@ def render_scene(index: int, height: int, width: int, stuff: Sequence[int],
 
 
 MARKER = '.vitext-synthetic'
+# Smallest image side: the scenes' objects and textures need room.
+MIN_SIDE = 32
 
 
 def _fresh_folder(folder: str, owned: Sequence[str]) -> None:
-    """Ready ``folder`` for a new set: create it, or empty the ``owned`` sub-folders of an
-    earlier synthetic set there; refuse a non-empty folder that this module did not write."""
+    """Ready ``folder`` for a new set: create it, or remove the ``owned`` entries of an earlier
+    synthetic set there (a link among them is removed itself, its target left alone).
+
+    Args:
+        folder: the set folder; refused if it is a symbolic link, or not empty and not marked
+            as a synthetic set by a regular ``.vitext-synthetic`` file.
+        owned: names of the sub-folders the set consists of.
+    """
+    if osp.islink(folder):
+        raise FileExistsError(
+            f'{folder} is a symbolic link (to {os.readlink(folder)}): refusing to write or delete '
+            'a synthetic set through it; pass the folder itself as the output, or remove the link')
     if osp.isdir(folder) and os.listdir(folder):
-        if not osp.isfile(osp.join(folder, MARKER)):
+        marker = osp.join(folder, MARKER)
+        if osp.islink(marker) or not osp.isfile(marker):
             raise FileExistsError(
                 f'{folder} is not empty and holds no {MARKER} file, so it is not a synthetic set '
                 'written by vitext: refusing to write over it; choose another output folder '
                 '(tools/make_synthetic_data.py --out) or empty it')
         for name in owned:
-            shutil.rmtree(osp.join(folder, name), ignore_errors=True)
+            path = osp.join(folder, name)
+            if osp.islink(path) or osp.isfile(path):
+                os.unlink(path)
+            elif osp.isdir(path):
+                shutil.rmtree(path)
     os.makedirs(folder, exist_ok=True)
     with open(osp.join(folder, MARKER), 'w') as f:
         f.write('A synthetic set written by vitext.data.synthetic; writing a set here again '
                 f'replaces {", ".join(owned)}.\n')
+
+
+def _check_counts(num_train: int, num_val: int) -> None:
+    """Refuse an empty split: training and evaluation both need images.
+
+    Args:
+        num_train: training images (per class for ImageNet).
+        num_val: validation images (per class for ImageNet).
+    """
+    for name, value in (('num_train', num_train), ('num_val', num_val)):
+        if value < 1:
+            raise ValueError(f'{name} must be at least 1, got {value}')
 
 
 def _check_object_size(object_size: Tuple[float, float]) -> None:
@@ -224,8 +258,9 @@ def _check_object_size(object_size: Tuple[float, float]) -> None:
 
 
 def _check_size(height: int, width: int) -> None:
-    if height < 32 or width < 32:
-        raise ValueError(f'synthetic images must be at least 32x32, got {height}x{width}')
+    if height < MIN_SIDE or width < MIN_SIDE:
+        raise ValueError(f'synthetic images must be at least {MIN_SIDE}x{MIN_SIDE}, '
+                         f'got {height}x{width}')
 
 
 def make_ade20k(root: str, num_train: int = 200, num_val: int = 50, height: int = 128,
@@ -238,6 +273,7 @@ def make_ade20k(root: str, num_train: int = 200, num_val: int = 50, height: int 
     ``annotations/{training,validation}/*.png`` with values 0 ("other") and labels in 1..150.
     ``colours``: as :func:`render_scene`'s.
     """
+    _check_counts(num_train, num_val)
     _check_size(height, width)
     labels = list(stuff) + list(objects)
     if not all(1 <= c <= 150 for c in labels):
@@ -276,6 +312,7 @@ def make_coco(root: str, num_train: int = 100, num_val: int = 20, height: int = 
     listed in the json, with ids 1..len(classes); objects are drawn from ``objects``.
     ``colours``: as :func:`render_scene`'s.
     """
+    _check_counts(num_train, num_val)
     _check_size(height, width)
     classes = tuple(classes) if classes is not None else default_coco_classes()
     missing = [name for name in objects if name not in classes]
@@ -331,6 +368,7 @@ def make_imagenet(root: str, num_train: int = 40, num_val: int = 10, size: int =
     as :func:`render_scene`'s; ``max_objects=1, object_size=(0.25, 0.42)`` gives object-centric
     images, as ImageNet's photos are, whose object a small model can learn without colour cues.
     """
+    _check_counts(num_train, num_val)
     _check_size(size, size)
     _check_object_size(object_size)
     classes = [f'class_{label:03d}' for label in objects]
@@ -357,3 +395,8 @@ def make_imagenet(root: str, num_train: int = 40, num_val: int = 10, size: int =
         with open(osp.join(root, 'meta', f'{split}.txt'), 'w') as f:
             f.write('\n'.join(lines) + '\n')
     return root
+
+
+if __name__ == '__main__':  # python -m vitext.data.synthetic: the `vitext make-data` command
+    from vitext.cli.make_data import main
+    main()
