@@ -92,6 +92,36 @@ def test_label_values_checked_without_reduce_zero_label():
         transform._check_label_range('l.png', np.array([[0, 2], [255, 3]], np.uint8))
 
 
+def test_sixteen_bit_label_values_seen_as_they_are(ade_root, ade_copy):
+    """A 16-bit label PNG holding 300 used to be read as 300 - 256 = 44 (mmseg casts label maps
+    to 8 bits), a valid class: it trained and tested with a score. An in-range 16-bit label
+    loads the same values as its 8-bit original."""
+    label = cv2.imread(val_label(ade_copy, 1), cv2.IMREAD_UNCHANGED).astype(np.uint16)
+    label[5, 5] = 300
+    cv2.imwrite(val_label(ade_copy, 1), label)
+    wide = cv2.imread(val_label(ade_copy, 2), cv2.IMREAD_UNCHANGED).astype(np.uint16)
+    cv2.imwrite(val_label(ade_copy, 2), wide)
+    assert cv2.imread(val_label(ade_copy, 2), cv2.IMREAD_UNCHANGED).dtype == np.uint16
+    dataset = build_val_dataset(ade_copy)
+    with pytest.raises(CorruptDataError, match=r"'.*ADE_val_00000001.png' holds value\(s\) 300; "
+                       r'expected 1..150 for the 150 classes, 0 = ignored'):
+        dataset[0]
+    loaded = dataset[1]['data_samples'].gt_sem_seg.data
+    assert torch.equal(loaded, build_val_dataset(ade_root)[1]['data_samples'].gt_sem_seg.data)
+
+
+def test_sixteen_bit_label_refused_without_a_class_count(tmp_path):
+    """Even with no class count to check against, a value an 8-bit label map cannot hold is
+    refused rather than wrapped."""
+    from vitext.data.transforms import LoadSegAnnotations
+    path = str(tmp_path / 'l.png')
+    cv2.imwrite(path, np.array([[0, 1], [2, 256]], np.uint16))
+    transform = LoadSegAnnotations(reduce_zero_label=False)
+    with pytest.raises(CorruptDataError, match=r"'.*l.png' holds value\(s\) 256; expected 0..255 "
+                       r'\(a label map of more than 8 bits: mmseg reads 256 as 0\)'):
+        transform(dict(seg_map_path=path, reduce_zero_label=False, seg_fields=[]))
+
+
 def test_empty_image_folder_named(ade_copy):
     for name in os.listdir(osp.dirname(val_image(ade_copy, 1))):
         os.remove(osp.join(osp.dirname(val_image(ade_copy, 1)), name))
