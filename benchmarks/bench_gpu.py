@@ -33,6 +33,8 @@ sys.path.insert(0, ROOT)
 sys.path.insert(0, osp.dirname(osp.abspath(__file__)))
 from common import environment, sync, write_results  # noqa: E402
 
+from vitext.analysis.complexity import count_parameters  # noqa: E402
+
 PVT_V1_TINY = dict(type='mmdet.PyramidVisionTransformer', num_layers=[2, 2, 2, 2],
                    embed_dims=64, num_heads=[1, 2, 5, 8], mlp_ratios=[8, 8, 4, 4],
                    sr_ratios=[8, 4, 2, 1], out_indices=(0, 1, 2, 3), drop_path_rate=0.1,
@@ -150,7 +152,7 @@ def bench_train_pair(name: str, args) -> List[dict]:
                     data = make_batch(batch, args.size, _num_classes(cfg), args.device)
                     steps[role] = (lambda m=model, w=wrapper, d=data: m.train_step(d, w))
                     result[f'{role}_type'] = type(model.backbone).__name__
-                    result[f'{role}_params_m'] = sum(p.numel() for p in model.parameters()) / 1e6
+                    result[f'{role}_params_m'] = count_parameters(model) / 1e6
                 for fn in steps.values():
                     timed_steps(fn, args.device, args.warmup)
                 times: Dict[str, List[float]] = {role: [] for role in steps}

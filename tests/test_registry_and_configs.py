@@ -6,6 +6,7 @@ import pytest
 
 import vitext
 from vitext import registry
+from vitext.analysis.complexity import count_parameters
 from vitext.apis import ConfigError, check_data, check_model_types, load_config
 
 from conftest import DEMO_SEG, ROOT
@@ -60,7 +61,7 @@ def test_every_config_loads_and_builds(path):
     cfg = load_config(path)
     assert cfg.custom_imports == dict(imports=['vitext'], allow_failed_imports=False)
     check_model_types(cfg)
-    params_m = sum(p.numel() for p in build_model(cfg).parameters()) / 1e6
+    params_m = count_parameters(build_model(cfg)) / 1e6
     paper_m = PAPER_PARAMS_M.get(osp.relpath(path, osp.join(ROOT, 'configs')))
     if paper_m is None:
         assert params_m > 0

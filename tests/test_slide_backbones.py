@@ -11,6 +11,7 @@ from vitext.analysis.complexity import ImageClassifier, count_flops, count_param
 from vitext.models.backbones import SlidePVT, SlideSwinTransformer
 from vitext.models.weights import CheckpointMismatchError
 from vitext.ops import SlideAttention
+from vitext.ops.slide import shift_kernels
 
 SWIN_MINI = dict(embed_dims=16, depths=(1, 2, 2, 1), num_heads=(1, 2, 2, 4))
 PVT_MINI = dict(depths=(1, 1, 1, 1), embed_dims=(16, 32, 40, 64), num_heads=(1, 2, 2, 4))
@@ -286,6 +287,34 @@ def test_pvt_v1_position_tables_resized_and_mismatch_listed(pvt_v1):
     with pytest.raises(CheckpointMismatchError, match=r'missing in checkpoint: block2\.1\.'):
         with pytest.warns(UserWarning):
             other.init_weights()
+
+
+INITIALISERS = ('Constant', 'Xavier', 'Normal', 'TruncNormal', 'Uniform', 'Kaiming',
+                'Caffe2Xavier')
+
+
+@pytest.mark.parametrize('init_type', INITIALISERS)
+@pytest.mark.parametrize('cls,mini', [(SlideSwinTransformer, SWIN_MINI), (SlidePVT, PVT_MINI)])
+def test_weight_initialisers_leave_shift_kernels_exact(cls, mini, init_type, tmp_path):
+    """An mmengine ``init_cfg`` applied by ``layer=`` reaches every conv and linear layer of
+    the model but not the shift kernels (constants, held as buffers): they stay one-hot, the
+    checkpoint loads into a fresh model, and nothing the optimizer sees lacks a gradient."""
+    extra = dict(val=0.5) if init_type == 'Constant' else {}
+    init_cfg = [dict(type=init_type, layer=['Conv2d', 'Linear'], **extra)]
+    model = cls(mini, init_cfg=init_cfg)
+    model.init_weights()
+    layers = [m for m in model.modules() if isinstance(m, SlideAttention)]
+    assert layers
+    for layer in layers:
+        assert torch.equal(layer.shift.weight, shift_kernels(layer.head_dim, 3))
+        assert all(p is not layer.shift.weight for p in model.parameters())
+    if init_type == 'Constant':  # the initialiser did run on the convs around the shifts
+        assert torch.all(layers[0].deform.weight == 0.5)
+    path = tmp_path / 'model.pth'
+    torch.save({'state_dict': model.state_dict()}, path)
+    cls(mini, init_cfg=dict(type='Pretrained', checkpoint=str(path))).init_weights()
+    sum(out.sum() for out in model(torch.randn(1, 3, 32, 32))).backward()
+    assert all(p.grad is not None for p in model.parameters() if p.requires_grad)
 
 
 def test_frozen_stages():

@@ -17,6 +17,7 @@ from mmengine.analysis.jit_handles import get_shape
 from torch import Tensor, nn
 
 from ..models.deploy import switch_to_deploy
+from ..ops.slide import ShiftConv
 
 
 def _matmul_flops(inputs, outputs) -> int:
@@ -34,8 +35,10 @@ FLOP_HANDLES = {'aten::matmul': _matmul_flops,
 
 
 def count_parameters(model: nn.Module) -> int:
-    """All parameters, trainable or not (the frozen shift kernels count, as in the papers)."""
-    return sum(p.numel() for p in model.parameters())
+    """All parameters, plus the slide attention's shift kernels: they are buffers here, but the
+    public code holds them as frozen parameters and the papers' counts include them."""
+    shift_kernels = sum(m.weight.numel() for m in model.modules() if isinstance(m, ShiftConv))
+    return sum(p.numel() for p in model.parameters()) + shift_kernels
 
 
 def count_flops(model: nn.Module, inputs: Tuple[Tensor, ...]) -> int:

@@ -254,6 +254,28 @@ def slide_attention_unfold(q: Tensor, k: Tensor, v: Tensor, rel_pos_bias: Tensor
     return (attn.unsqueeze(2) * neighbours(v)).sum(3)
 
 
+class ShiftConv(nn.Module):
+    """The shift path: the one-hot shift kernels (:func:`shift_kernels`) as a *buffer*
+    ``weight`` and a trainable ``bias``, the state-dict keys of the ``nn.Conv2d`` it replaces.
+
+    The kernels are constants, not weights: as a buffer they are out of ``parameters()``, so no
+    optimizer, gradient check or weight initialiser (mmengine's ``init_cfg`` with
+    ``layer='Conv2d'`` matches class names, and this is not a ``Conv2d``) can change them.
+    """
+
+    def __init__(self, channels: int, kernel_size: int):
+        super().__init__()
+        # Bias drawn by nn.Conv2d's own default init, which also keeps a seeded model's random
+        # stream (and so its initial weights) what it was when this was an nn.Conv2d.
+        conv = nn.Conv2d(channels, channels * kernel_size * kernel_size, kernel_size,
+                         padding=kernel_size // 2, groups=channels)
+        self.bias = conv.bias
+        self.register_buffer('weight', shift_kernels(channels, kernel_size))
+
+    def extra_repr(self) -> str:
+        return f'kernels={tuple(self.weight.shape)}'
+
+
 class SlideAttention(nn.Module):
     """Multi-head slide attention layer: qkv projection, slide attention, output projection.
 
@@ -278,8 +300,7 @@ class SlideAttention(nn.Module):
         self.channels_last = channels_last
         self.attn_drop = attn_drop
         self.qkv = nn.Linear(dim, dim * 3, bias=qkv_bias)
-        self.shift = self._depthwise()
-        self.shift.weight.requires_grad_(False)  # a constant: the shifts
+        self.shift = ShiftConv(self.head_dim, kernel_size)
         self.deform = self._depthwise()  # PyTorch's default init, as the public code
         self.register_module('merged', None)
         k2 = kernel_size * kernel_size
@@ -287,16 +308,10 @@ class SlideAttention(nn.Module):
         nn.init.trunc_normal_(self.relative_position_bias_table, std=.02)
         self.proj = nn.Linear(dim, dim)
         self.proj_drop = nn.Dropout(proj_drop)
-        self.reset_shift()
 
     def _depthwise(self) -> nn.Conv2d:
         d, ks = self.head_dim, self.kernel_size
         return nn.Conv2d(d, d * ks * ks, ks, padding=ks // 2, groups=d)
-
-    @torch.no_grad()
-    def reset_shift(self) -> None:
-        if self.shift is not None:
-            self.shift.weight.copy_(shift_kernels(self.head_dim, self.kernel_size))
 
     @property
     def deploy(self) -> bool:
@@ -384,5 +399,6 @@ def merge_all_shift_convs(model: nn.Module) -> int:
     return len(layers)
 
 
-__all__ = ['merge_all_shift_convs', 'shift_kernels', 'slide_attention', 'slide_attention_copies',
-           'slide_attention_qkv', 'slide_attention_unfold', 'SlideAttention']
+__all__ = ['merge_all_shift_convs', 'shift_kernels', 'ShiftConv', 'slide_attention',
+           'slide_attention_copies', 'slide_attention_qkv', 'slide_attention_unfold',
+           'SlideAttention']
