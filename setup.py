@@ -84,5 +84,6 @@ setup(
     python_requires='>=3.10',
     install_requires=INSTALL_REQUIRES,
     extras_require=EXTRAS_REQUIRE,
+    entry_points={'console_scripts': ['vitext = vitext.cli:main']},  # also python -m vitext
     zip_safe=False,
 )

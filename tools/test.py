@@ -1,45 +1,6 @@
-"""Evaluate a checkpoint (mmseg's/mmdet's/mmpretrain's CLI). Writes the metrics (mIoU, box/mask
-AP, or top-1/top-5 accuracy), per class for segmentation, to <work-dir>/test_results.json.
-Usage: python tools/test.py CONFIG CHECKPOINT [--work-dir DIR] [--out DIR_or_PKL]
-[--show-dir DIR] [--tta] [--deploy] [--cfg-options k=v ...] [--launcher ...]"""
-import argparse
-import os
-
-from mmengine.config import DictAction
-
-
-def parse_args():
-    parser = argparse.ArgumentParser(description='Evaluate a segmentor, detector or classifier')
-    parser.add_argument('config', help='test config file path')
-    parser.add_argument('checkpoint', help='checkpoint file')
-    parser.add_argument('--work-dir', help='the dir to save logs and test_results.json')
-    parser.add_argument('--out', help='segmentation: folder for predicted label PNGs; '
-                        'detection/classification: .pkl file for the raw predictions')
-    parser.add_argument('--show-dir', help='folder to save painted predictions')
-    parser.add_argument('--tta', action='store_true', help='test-time augmentation '
-                        '(the config\'s tta_pipeline, e.g. multi-scale + flip)')
-    parser.add_argument('--deploy', action='store_true', help='re-parameterise the model '
-                        '(e.g. merge Slide attention\'s shift convs) after loading the checkpoint')
-    parser.add_argument('--cfg-options', nargs='+', action=DictAction,
-                        help='override config settings, e.g. test_dataloader.batch_size=2')
-    parser.add_argument('--launcher', choices=['none', 'pytorch', 'slurm', 'mpi'],
-                        default='none', help='job launcher')
-    parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
-    args = parser.parse_args()
-    os.environ.setdefault('LOCAL_RANK', str(args.local_rank))
-    return args
-
-
-def main():
-    args = parse_args()
-    import vitext.apis
-    result = vitext.apis.test(args.config, args.checkpoint, work_dir=args.work_dir, out=args.out,
-                              show_dir=args.show_dir, tta=args.tta, deploy=args.deploy,
-                              cfg_options=args.cfg_options, launcher=args.launcher)
-    if 'json' in result:
-        summary = ', '.join(f'{k}: {v}' for k, v in result['metrics'].items())
-        print(f'{summary}\nresults: {result["json"]}')
-
+"""Evaluate a checkpoint, metrics to <work-dir>/test_results.json: the same as ``vitext test``
+(vitext/cli/test.py; ``--help`` lists the options)."""
+from vitext.cli.test import main
 
 if __name__ == '__main__':
     main()

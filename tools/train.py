@@ -1,43 +1,6 @@
-"""Train a segmentor, detector or ImageNet classifier from a config (mmseg's/mmdet's/mmpretrain's
-CLI; the task comes from the config's default_scope). Usage: python tools/train.py CONFIG
-[--work-dir DIR] [--resume]
-[--load-partial] [--amp] [--cfg-options k=v ...] [--launcher none|pytorch|slurm|mpi]"""
-import argparse
-import os
-
-from mmengine.config import DictAction
-
-
-def parse_args():
-    parser = argparse.ArgumentParser(description='Train a segmentor, detector or classifier')
-    parser.add_argument('config', help='train config file path')
-    parser.add_argument('--work-dir', help='the dir to save logs and models')
-    parser.add_argument('--resume', action='store_true',
-                        help='resume from the latest checkpoint in the work_dir automatically')
-    parser.add_argument('--load-partial', action='store_true',
-                        help='with load_from: load the checkpoint keys that fit the model and '
-                        'train the rest from their initialisation (default: a checkpoint that '
-                        'does not fit stops with the keys listed)')
-    parser.add_argument('--amp', action='store_true',
-                        help='enable automatic-mixed-precision training (CUDA)')
-    parser.add_argument('--cfg-options', nargs='+', action=DictAction,
-                        help='override config settings, e.g. train_cfg.max_iters=100 '
-                        'key="[a,b]" for lists; no white space')
-    parser.add_argument('--launcher', choices=['none', 'pytorch', 'slurm', 'mpi'],
-                        default='none', help='job launcher')
-    parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
-    args = parser.parse_args()
-    os.environ.setdefault('LOCAL_RANK', str(args.local_rank))
-    return args
-
-
-def main():
-    args = parse_args()
-    import vitext.apis  # after argparse: --help stays fast
-    vitext.apis.train(args.config, work_dir=args.work_dir, resume=args.resume, amp=args.amp,
-                      cfg_options=args.cfg_options, launcher=args.launcher,
-                      load_partial=args.load_partial)
-
+"""Train a segmentor, detector or ImageNet classifier from a config: the same as ``vitext train``
+(vitext/cli/train.py; ``--help`` lists the options)."""
+from vitext.cli.train import main
 
 if __name__ == '__main__':
     main()

@@ -1,87 +1,10 @@
-"""Parameters and FLOPs (mmengine's FlopAnalyzer, fvcore's convention: a multiply-add is one FLOP;
-element-wise ops are not counted) of a whole config or of one backbone, in training and deploy
-(re-parameterised) form.
-
-python tools/analysis/get_flops.py CONFIG [--shape H W] [--cfg-options k=v ...]
-python tools/analysis/get_flops.py --backbone TYPE [--arch ARCH] [--shape H W] [--num-classes N]
-python tools/analysis/get_flops.py --model-zoo [--shape 224 224] [--json FILE]
-
-A config counts a segmentor's whole forward at H x W (backbone, neck, decode head) or a
-detector's backbone + neck. --backbone counts a registered backbone with a global-pool +
-linear head of --num-classes classes (0: no head), the form papers report. --model-zoo prints
-the markdown table of README's model zoo (with a 1000-class head at 224 x 224).
-"""
-import argparse
-import json
+"""Parameters and FLOPs of a config or a backbone: the same as ``vitext flops``
+(vitext/cli/flops.py; ``--help`` lists the options)."""
 import os
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
-
-from mmengine.config import DictAction  # noqa: E402
-
-
-def parse_args():
-    parser = argparse.ArgumentParser(description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    what = parser.add_mutually_exclusive_group(required=True)
-    what.add_argument('config', nargs='?', help='segmentation or detection config')
-    what.add_argument('--backbone', help='a registered backbone type, e.g. SlideSwinTransformer')
-    what.add_argument('--model-zoo', action='store_true', help='README model-zoo table')
-    parser.add_argument('--arch', help='the backbone\'s arch (with --backbone)')
-    parser.add_argument('--shape', type=int, nargs=2, metavar=('H', 'W'), default=None,
-                        help='input size (default: 512 512 for configs, 224 224 otherwise)')
-    parser.add_argument('--num-classes', type=int, default=1000,
-                        help='classifier head on --backbone (0: backbone alone)')
-    parser.add_argument('--cfg-options', nargs='+', action=DictAction,
-                        help='override config settings')
-    parser.add_argument('--json', help='also write the numbers to this JSON file')
-    return parser.parse_args()
-
-
-def fmt(value, digits=2):
-    return '-' if value is None else f'{value:.{digits}f}'
-
-
-def main():
-    args = parse_args()
-    from vitext.analysis import complexity as cx
-    shape = tuple(args.shape or ((512, 512) if args.config else (224, 224)))
-    if args.model_zoo:
-        rows = cx.zoo_table(shape=shape)
-        print(f'| backbone | params (M) | FLOPs (G) @{shape[0]}x{shape[1]} | deploy FLOPs (G) '
-              '| paper params (M) | paper FLOPs (G) |')
-        print('| --- | --- | --- | --- | --- | --- |')
-        for r in rows:
-            print(f'| {r["name"]} | {fmt(r["params_m"])} | {fmt(r["flops_g"])} | '
-                  f'{fmt(r["deploy_flops_g"])} | {fmt(r["paper_params_m"], 1)} | '
-                  f'{fmt(r["paper_flops_g"], 1)} |')
-        result = dict(shape=shape, rows=rows)
-    else:
-        if args.config:
-            from vitext.analysis.models import TensorForward, build_model
-            model = TensorForward(*build_model(args.config, cfg_options=args.cfg_options))
-            what = f'{args.config}: {model.what}'
-        else:
-            cfg = dict(type=args.backbone)
-            if args.arch:
-                cfg['arch'] = args.arch
-            model = cx.build_backbone(cfg)
-            if args.num_classes:
-                model = cx.ImageClassifier(model, args.num_classes)
-            what = (f'{args.backbone} (arch {args.arch or "default"})'
-                    + (f' + {args.num_classes}-class head' if args.num_classes else ''))
-        result = dict(what=what, shape=shape, **cx.complexity(model, shape))
-        print(f'{what} at {shape[0]}x{shape[1]}')
-        print(f'  params: {fmt(result["params_m"])} M   FLOPs: {fmt(result["flops_g"])} G')
-        if result['deploy_flops_g'] is not None:
-            print(f'  deploy form: params {fmt(result["deploy_params_m"])} M   FLOPs '
-                  f'{fmt(result["deploy_flops_g"])} G')
-        print('  (mmengine FlopAnalyzer: multiply-adds; element-wise ops not counted)')
-    if args.json:
-        with open(args.json, 'w') as f:
-            json.dump(result, f, indent=2)
-
+from vitext.cli.flops import main  # noqa: E402
 
 if __name__ == '__main__':
     main()
