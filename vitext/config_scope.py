@@ -7,7 +7,8 @@ checkout has symlinks there. mmengine 0.10 resolves ``pkg::`` only for OpenMMLab
 (its ``MODULE2PACKAGE`` table), so :func:`install`, called by ``import vitext``, teaches its
 ``Config`` the ``vitext::`` prefix. A config that inherits ``vitext::...`` therefore needs vitext
 imported before it is read: vitext's tools and any script that runs ``import vitext`` first do
-that; mmseg's/mmdet's own tools/train.py read the config first.
+that; mmseg's/mmdet's own tools/train.py read the config first, so they take the config that
+``vitext export-config`` writes (every base merged in; vitext/cli/export_config.py).
 
 A ``vitext::`` base is read as if it lay next to the user's config: its objects are built in the
 scope the configs declare (``default_scope = 'mmseg'`` or ``'mmdet'``, where vitext registers its
