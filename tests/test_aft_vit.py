@@ -80,11 +80,36 @@ def test_classification_checkpoint_loads(tmp_path):
         other.init_weights()
 
 
+@pytest.mark.parametrize('attn_type', ['full', 'local'])
+def test_checkpoint_of_another_image_size_loads(attn_type, tmp_path):
+    """A 224-px AFT-full/local checkpoint into a 384-px model: the position table and the
+    factorised bias U, V are resized to the model's grid (U, V bilinearly, as the layer resizes
+    them for each input), everything else is taken as it is."""
+    from vitext.ops.tokens import resize_grid_tokens
+    src = AFTViT(MINI, attn_type=attn_type, kernel_size=3, out_indices=QUAD, img_size=224)
+    path = str(tmp_path / 'aft_224.pth')
+    torch.save(src.state_dict(), path)
+    dst = AFTViT(MINI, attn_type=attn_type, kernel_size=3, out_indices=QUAD, img_size=384,
+                 init_cfg=dict(type='Pretrained', checkpoint=path))
+    dst.init_weights()
+    for key in ('blocks.0.attn.pos_u', 'blocks.3.attn.pos_v'):
+        assert src.state_dict()[key].shape == (197, 128)
+        expected = resize_grid_tokens(src.state_dict()[key], (24, 24), (14, 14), 1,
+                                      mode='bilinear')
+        torch.testing.assert_close(dst.state_dict()[key], expected, rtol=0, atol=0)
+    assert dst.pos_embed.shape == (1, 577, 32)
+    torch.testing.assert_close(dst.blocks[1].attn.q.weight, src.blocks[1].attn.q.weight)
+
+
 def test_bad_arguments():
     with pytest.raises(ValueError, match="attn_type='softmax' is not one of"):
         AFTViT(MINI, attn_type='softmax')
     with pytest.raises(ValueError, match="arch 'base' is not one of"):
         AFTViT('base')
+    with pytest.raises(ValueError, match=r'patch_size must be an int in \[1, 224\], got 0'):
+        AFTViT(MINI, patch_size=0, out_indices=QUAD)
+    with pytest.raises(ValueError, match='drop_path_rate must be in'):
+        AFTViT(MINI, drop_path_rate=1.5, out_indices=QUAD)
     with pytest.raises(ValueError, match='kernel_size must be odd'):
         AFTViT(MINI, num_heads=4, kernel_size=4, out_indices=QUAD)
     with pytest.raises(ValueError, match='not divisible by num_heads 5'):

@@ -4,6 +4,7 @@ checkpointing with the same outputs and gradients, deploy form equal to training
 there is one, state-dict and ``init_cfg`` Pretrained round trips, and layer depths for
 layer-wise lr decay. The backbones come from vitext's registry, so a new one is covered (and
 fails until it has a tiny setting below)."""
+import inspect
 import io
 
 import pytest
@@ -119,6 +120,85 @@ def test_out_indices_select_outputs(backbone_cls):
     assert_same(picked, (every[1], every[3]))
     with pytest.raises(ValueError, match=r'out_indices \[9\] out of range'):
         backbone_cls(**{**TINY[backbone_cls.__name__]['kwargs'], **flat, 'out_indices': (9,)})
+
+
+def test_out_indices_as_mmseg_and_mmpretrain_write_them(backbone_cls):
+    """An int is one output, negative indices count from the end; a dict or an index out of
+    range is refused by name."""
+    flat = TINY[backbone_cls.__name__]['flat']
+    full = randomise(build(backbone_cls, **flat))
+    x = torch.randn(1, 3, 64, 64)
+    every = run(full, x)
+    for out_indices, expected in ((-1, (3,)), ((1, -1), (1, 3)), (2, (2,))):
+        part = build(backbone_cls, out_indices=out_indices, **flat)
+        part.load_state_dict(full.state_dict(), strict=False)
+        assert part.out_indices == expected
+        assert_same(run(part, x), tuple(every[i] for i in expected))
+    with pytest.raises(TypeError, match='out_indices must be an int or a sequence of ints'):
+        build(backbone_cls, out_indices=dict(a=1), **flat)
+    with pytest.raises(ValueError, match=r'out_indices \[-9\] out of range'):
+        build(backbone_cls, out_indices=(-9,), **flat)
+
+
+def test_unknown_arch_keys_are_refused(backbone_cls):
+    arch = dict(TINY[backbone_cls.__name__]['kwargs']['arch'], feedforward_channels=64)
+    with pytest.raises(ValueError, match=r"arch dict has unknown keys \['feedforward_channels'\]"):
+        build(backbone_cls, arch=arch)
+
+
+@pytest.mark.parametrize('frozen_stages', [0, 1, 4])
+def test_frozen_stages(backbone_cls, frozen_stages):
+    """mmseg's meaning: 0 the stem, i > 0 the stem and the first i stages (plain ViTs:
+    blocks), and the final norm with the last one; frozen parts stay in eval mode with no
+    gradient through ``train()``, the rest trains and gets gradients."""
+    model = build(backbone_cls, frozen_stages=frozen_stages).train()
+    frozen = model.frozen_parts()
+    frozen_params = {id(p) for part in frozen
+                     for p in ([part] if isinstance(part, torch.nn.Parameter)
+                               else part.parameters())}
+    assert frozen_params
+    for part in frozen:
+        if isinstance(part, torch.nn.Module):
+            assert not part.training
+    trainable = [p for p in model.parameters() if id(p) not in frozen_params]
+    assert all(p.requires_grad for p in trainable)
+    if trainable:  # frozen_stages = the last stage leaves only a plain ViT's pyramid
+        sum(o.sum() for o in model(torch.randn(2, 3, 64, 64))).backward()
+        assert any(p.grad is not None for p in trainable)
+    for name, p in model.named_parameters():
+        if id(p) in frozen_params:
+            assert not p.requires_grad and p.grad is None, name
+    unfrozen = build(backbone_cls, frozen_stages=-1)
+    assert len(list(unfrozen.parameters())) == len(list(model.parameters()))
+    with pytest.raises(ValueError, match='frozen_stages must be an int in'):
+        build(backbone_cls, frozen_stages=99)
+
+
+def test_builds_on_the_meta_device(backbone_cls):
+    """Large-model loaders and timm build under ``with torch.device('meta')``: no value may
+    be read while building; the model runs there (shapes only)."""
+    with torch.device('meta'):
+        model = backbone_cls(**TINY[backbone_cls.__name__]['kwargs'])
+        model.init_weights()
+        outs = model.eval()(torch.randn(1, 3, 64, 64))
+    assert all(p.is_meta for p in model.parameters())
+    assert [tuple(o.shape[-2:]) for o in outs] == [(64 // s, 64 // s) for s in STRIDES]
+
+
+def test_image_size_as_a_pair(backbone_cls):
+    """``img_size=(h, w)`` as mmseg's ViT configs write it: the position tables are made for
+    that grid (AFT-ViT: its AFT-full form, AFT-conv has no table)."""
+    if 'img_size' not in inspect.signature(backbone_cls).parameters:
+        pytest.skip(f'{backbone_cls.__name__} has no position table')
+    extra = dict(attn_type='full') if backbone_cls.__name__ == 'AFTViT' else {}
+    square = build(backbone_cls, img_size=64, **extra)
+    pair = build(backbone_cls, img_size=(64, 64), **extra)
+    x = torch.randn(1, 3, 64, 64)
+    assert_same(run(pair, x), run(square, x))
+    wide = build(backbone_cls, img_size=(64, 128), **extra).state_dict()
+    grown = [k for k, v in square.state_dict().items() if wide[k].shape != v.shape]
+    assert grown and all(wide[k].shape[-2] > square.state_dict()[k].shape[-2]
+                         or wide[k].shape[0] > square.state_dict()[k].shape[0] for k in grown)
 
 
 def test_activation_checkpointing_same_outputs_and_gradients(backbone_cls):

@@ -16,6 +16,7 @@ index t' (per batch and channel/head for K, per row for w), so it cancels exactl
 numerator and denominator. The sums are computed in float32 with autocast off, whatever the input
 dtype (float64 stays float64), and the result is cast back: fp16/bf16 autocast gives finite outputs for |K| ~ 1e3.
 """
+import contextlib
 from typing import Optional, Tuple
 
 import torch
@@ -33,6 +34,9 @@ def _fp32(*tensors: Tensor):
 
 
 def _no_autocast(device: torch.device):
+    """Autocast off on ``device`` (nothing to switch off where it has none, e.g. 'meta')."""
+    if not torch.amp.is_autocast_available(device.type):
+        return contextlib.nullcontext()
     return torch.autocast(device_type=device.type, enabled=False)
 
 

@@ -2,10 +2,10 @@
 ``init_cfg=dict(type='Pretrained', checkpoint=...)`` through the backbone's checkpoint filter,
 and the layer depth of each parameter for layer-wise learning-rate decay (mmpretrain's
 ``get_layer_depth`` convention)."""
-from typing import Callable, Dict, Optional, Tuple
+from typing import Callable, Dict, List, Optional, Tuple, Union
 
 from mmengine.model import BaseModule
-from torch import Tensor
+from torch import Tensor, nn
 
 from ...ops.slide import merge_all_shift_convs
 from ..weights import load_pretrained
@@ -25,11 +25,34 @@ class VitextBackbone(BaseModule):
     ``checkpoint_filter`` (foreign layout -> own names and shapes, timm's
     ``checkpoint_filter_fn(state_dict, model)`` convention), ``optional_weights`` (substrings of
     parameter names a pre-trained checkpoint may lack; they keep their init), ``num_blocks``
-    (all blocks, counted through the stages) and :meth:`block_depth`.
+    (all blocks, counted through the stages), :meth:`block_depth` and :meth:`frozen_parts`.
+    A subclass that sets ``frozen_stages`` calls :meth:`freeze_stages` at the end of its
+    ``__init__``; ``train()`` keeps the frozen parts frozen.
     """
     optional_weights: Tuple[str, ...] = ()
     checkpoint_filter: CheckpointFilter = staticmethod(identity_filter)
     num_blocks: int
+    frozen_stages: int = -1
+
+    def frozen_parts(self) -> List[Union[nn.Module, nn.Parameter]]:
+        """The modules and stand-alone parameters that ``frozen_stages`` freezes: -1 nothing,
+        0 the stem, i > 0 the stem and the first i stages (plain ViTs: blocks), mmseg's
+        meaning (mmpretrain's Swin reads 0 as "stem and stage 1")."""
+        raise NotImplementedError
+
+    def freeze_stages(self) -> None:
+        """Frozen parts: eval mode (dropout, norms) and no gradient."""
+        if self.frozen_stages < 0:
+            return
+        for part in self.frozen_parts():
+            if isinstance(part, nn.Module):
+                part.eval()
+            part.requires_grad_(False)
+
+    def train(self, mode: bool = True):
+        super().train(mode)
+        self.freeze_stages()
+        return self
 
     def init_own_weights(self) -> None:
         raise NotImplementedError

@@ -1,6 +1,6 @@
 """CB-ViT: a plain ViT whose blocks broadcast the mean token (Context Broadcasting, SPEC §3),
 as an mmseg/mmdet backbone returning NCHW maps (a 4-level pyramid by default)."""
-from typing import List, Optional, Sequence, Union
+from typing import List, Optional, Sequence, Tuple, Union
 
 import torch
 from torch import Tensor, nn
@@ -15,8 +15,9 @@ class CBViT(PlainViT):
     Args:
         arch: 'tiny' (192, 3 heads), 'small' (384, 6), 'base' (768, 12), or a dict with
             embed_dims, num_layers, num_heads (and optionally mlp_ratio).
-        img_size: pre-training resolution; sets the position table's grid, which is resized
-            to every input's grid (inputs are padded to a multiple of the patch size).
+        img_size: pre-training resolution (int or (h, w)); sets the position table's grid,
+            which is resized to every input's grid (inputs are padded to a multiple of the patch
+            size).
         patch_size: patch size (stride of the block outputs).
         in_channels: image channels.
         qkv_bias: bias in the qkv projection.
@@ -26,11 +27,14 @@ class CBViT(PlainViT):
         cb_mode: 'none' (plain ViT), 'cb' or 'cbs'.
         cb_position: 'mlp_end' (default), 'mlp_mid', 'mlp_front', 'attn' or 'attn_mlp'.
         cb_layers: block indices that get CB (default: all), e.g. range(6, 12).
-        out_indices: blocks whose outputs are returned.
+        out_indices: blocks whose outputs are returned (an int for one; negative indices count
+            from the end).
         final_norm: apply the final LayerNorm to the last block's output.
         out_pyramid: turn the four outputs (at the patch stride) into strides 4/8/16/32
             (SPEC §4); False returns one map at the patch stride per ``out_indices`` entry.
         pyramid_norm_cfg: norm between the x4 deconvolutions.
+        frozen_stages: -1 none; 0 the stem (patch embedding, class token, position table);
+            i > 0 also blocks 1..i, and the final norm when i is the last block.
         with_cp: activation checkpointing of the blocks.
         out_type: 'featmap' (NCHW maps, class token dropped) or 'cls_token' (the (B, C) class
             token of each ``out_indices`` block: the classification output, as DeiT's; needs
@@ -46,22 +50,25 @@ class CBViT(PlainViT):
     }
     optional_weights = ('cb_', 'pyramid.')
 
-    def __init__(self, arch: Union[str, dict] = 'small', img_size: int = 224,
+    def __init__(self, arch: Union[str, dict] = 'small',
+                 img_size: Union[int, Tuple[int, int]] = 224,
                  patch_size: int = 16, in_channels: int = 3, qkv_bias: bool = True,
                  drop_rate: float = 0., attn_drop_rate: float = 0., drop_path_rate: float = 0.,
                  cb_mode: CBMode = 'cb', cb_position: CBPosition = 'mlp_end',
                  cb_layers: Optional[Sequence[int]] = None,
-                 out_indices: Sequence[int] = (3, 5, 7, 11), final_norm: bool = False,
+                 out_indices: Union[int, Sequence[int]] = (3, 5, 7, 11), final_norm: bool = False,
                  out_pyramid: bool = True, pyramid_norm_cfg: Optional[dict] = None,
-                 with_cp: bool = False, out_type: str = 'featmap',
+                 frozen_stages: int = -1, with_cp: bool = False, out_type: str = 'featmap',
                  init_cfg: Optional[dict] = None):
-        settings = resolve_arch(arch, self.arch_zoo, ('embed_dims', 'num_layers', 'num_heads'))
+        settings = resolve_arch(arch, self.arch_zoo, ('embed_dims', 'num_layers', 'num_heads'),
+                                optional=('mlp_ratio',))
         dim, depth = settings['embed_dims'], settings['num_layers']
         super().__init__(embed_dims=dim, depth=depth, img_size=img_size, patch_size=patch_size,
                          in_channels=in_channels, class_token=True, pos_embed=True,
                          drop_rate=drop_rate, out_indices=out_indices, final_norm=final_norm,
                          out_pyramid=out_pyramid, pyramid_norm_cfg=pyramid_norm_cfg,
-                         with_cp=with_cp, out_type=out_type, init_cfg=init_cfg)
+                         frozen_stages=frozen_stages, with_cp=with_cp, out_type=out_type,
+                         init_cfg=init_cfg)
         if cb_mode not in CB_MODES:
             raise ValueError(f'cb_mode={cb_mode!r} is not one of {CB_MODES}')
         self.cb_layers = tuple(range(depth)) if cb_layers is None else tuple(cb_layers)
@@ -75,6 +82,7 @@ class CBViT(PlainViT):
                   attn_drop=attn_drop_rate, drop_path=rates[i],
                   cb_mode=cb_mode if i in self.cb_layers else 'none', cb_position=cb_position)
             for i in range(depth))
+        self.freeze_stages()
 
     @torch.no_grad()
     def attention_maps(self, x: Tensor) -> List[Tensor]:

@@ -5,13 +5,14 @@ norm, the optional 4-level pyramid, activation checkpointing and weight loading.
 
 Subclasses (CBViT, AFTViT) build ``self.blocks`` (modules called as ``block(x, grid)``)."""
 import re
-from typing import Dict, Literal, Optional, Sequence
+from typing import Dict, List, Literal, Optional, Sequence, Tuple, Union
 
 import torch
 from torch import Tensor, nn
 
-from ..layers import (PatchEmbed, ViTFeaturePyramid, check_out_indices, checkpointed_call,
-                      grid_tokens_to_map, init_vit_weights, resize_pos_embed)
+from ..layers import (PatchEmbed, ViTFeaturePyramid, check_int_in_range, check_out_indices,
+                      checkpointed_call, grid_tokens_to_map, init_vit_weights, resize_pos_embed,
+                      to_2tuple)
 from .base import VitextBackbone
 
 
@@ -45,17 +46,21 @@ class PlainViT(VitextBackbone):
     Args:
         embed_dims: token width.
         depth: number of blocks (the subclass builds them).
-        img_size: pre-training resolution; sets the position table's grid.
+        img_size: pre-training resolution (int or (h, w)); sets the position table's grid.
         patch_size: patch (and output stride).
         in_channels: image channels.
         class_token: prepend a class token.
         pos_embed: add an absolute position table, resized to each input's grid.
         drop_rate: dropout after the position table.
-        out_indices: blocks whose outputs are returned.
+        out_indices: blocks whose outputs are returned (an int for one block; negative
+            indices count from the end).
         final_norm: LayerNorm (eps 1e-6) on the last block's output.
         out_pyramid: turn the four outputs (at the patch stride) into strides 4/8/16/32
             (SPEC §4; the patch size must then be a power of two).
         pyramid_norm_cfg: norm between the pyramid's x4 deconvolutions (default BN).
+        frozen_stages: -1 none; 0 the stem (patch embedding, class token, position table);
+            i > 0 also blocks 1..i, and the final norm when i is the last block (eval mode, no
+            gradient). The pyramid is never frozen.
         with_cp: activation checkpointing of the blocks.
         out_type: 'featmap' (NCHW maps of ``out_indices``) or 'cls_token' (the (B, C) class
             token of those blocks, for classification; needs a class token, no pyramid).
@@ -65,11 +70,13 @@ class PlainViT(VitextBackbone):
     optional_weights = ('pyramid.',)
     checkpoint_filter = staticmethod(vit_checkpoint_filter)
 
-    def __init__(self, embed_dims: int, depth: int, img_size: int = 224, patch_size: int = 16,
-                 in_channels: int = 3, class_token: bool = True, pos_embed: bool = True,
-                 drop_rate: float = 0., out_indices: Sequence[int] = (3, 5, 7, 11),
+    def __init__(self, embed_dims: int, depth: int, img_size: Union[int, Tuple[int, int]] = 224,
+                 patch_size: int = 16, in_channels: int = 3, class_token: bool = True,
+                 pos_embed: bool = True, drop_rate: float = 0.,
+                 out_indices: Union[int, Sequence[int]] = (3, 5, 7, 11),
                  final_norm: bool = False, out_pyramid: bool = True,
-                 pyramid_norm_cfg: Optional[dict] = None, with_cp: bool = False,
+                 pyramid_norm_cfg: Optional[dict] = None, frozen_stages: int = -1,
+                 with_cp: bool = False,
                  out_type: Literal['featmap', 'cls_token'] = 'featmap',
                  init_cfg: Optional[dict] = None):
         super().__init__(init_cfg=init_cfg)
@@ -79,12 +86,15 @@ class PlainViT(VitextBackbone):
             raise ValueError("out_type='cls_token' needs a class token and out_pyramid=False")
         self.out_type = out_type
         self.out_indices = check_out_indices(out_indices, depth, 'blocks')
+        self.frozen_stages = check_int_in_range(frozen_stages, -1, depth, 'frozen_stages')
+        height, width = to_2tuple(img_size, 'img_size')
+        check_int_in_range(patch_size, 1, min(height, width), 'patch_size')
         if out_pyramid and len(self.out_indices) != 4:
             raise ValueError(f'out_pyramid needs 4 out_indices, got {self.out_indices}')
         self.embed_dims = embed_dims
         self.depth = self.num_blocks = depth
         self.patch_size = patch_size
-        self.pos_grid = (img_size // patch_size, img_size // patch_size)
+        self.pos_grid = (height // patch_size, width // patch_size)
         self.num_prefix_tokens = 1 if class_token else 0
         self.with_cp = with_cp
         self.patch_embed = PatchEmbed(patch_size=patch_size, in_channels=in_channels,
@@ -104,6 +114,13 @@ class PlainViT(VitextBackbone):
         if self.cls_token is not None:
             nn.init.normal_(self.cls_token, std=1e-6)
         self.apply(init_vit_weights)
+
+    def frozen_parts(self) -> List[Union[nn.Module, nn.Parameter]]:
+        parts = [self.patch_embed, self.cls_token, self.pos_embed]
+        parts += list(self.blocks[:self.frozen_stages])
+        if self.frozen_stages == self.depth:
+            parts.append(self.norm)
+        return [p for p in parts if p is not None]
 
     def block_depth(self, name: str) -> Optional[int]:
         if name.startswith(('patch_embed.', 'cls_token', 'pos_embed')):

@@ -15,7 +15,7 @@ initialisation, listed in a warning.
 """
 import re
 from functools import partial
-from typing import Dict, Optional, Sequence, Union
+from typing import Dict, List, Optional, Sequence, Tuple, Union
 
 import torch
 from torch import Tensor, nn
@@ -23,8 +23,8 @@ from torch import Tensor, nn
 from ...ops.slide import SlideAttention
 from ...ops.tokens import resize_grid_tokens
 from ..layers import (HierarchicalBlock, PatchEmbed, SpatialReductionAttention, check_head_dims,
-                      check_out_indices, checkpointed_call, drop_path_rates,
-                      init_linear_and_norm, resolve_arch)
+                      check_int_in_range, check_out_indices, checkpointed_call, drop_path_rates,
+                      init_linear_and_norm, resolve_arch, to_2tuple)
 from ..weights import keep_at_init, slide_attention_layout
 from .base import SlideBackbone
 
@@ -65,6 +65,8 @@ def slide_pvt_checkpoint_filter(state: Dict[str, Tensor],
         if pos is None:
             continue
         tokens = pos.shape[1]
+        if tokens == grid[0] * grid[1]:  # the model's own grid (square or not)
+            continue
         side = int(round(tokens ** 0.5))
         if side * side != tokens:  # PVT-v1's last table carries the class token first
             pos, side = pos[:, 1:], int(round((tokens - 1) ** 0.5))
@@ -78,7 +80,8 @@ class SlidePVT(SlideBackbone):
     Args:
         arch: 'tiny', 'small', 'medium', 'large' (PVT-v1 depths) or a dict with depths (and
             optionally embed_dims, num_heads, mlp_ratios, sr_ratios; PVT-v1's otherwise).
-        img_size: the size the position tables are made for (they are resized to each input).
+        img_size: the size (int or (h, w)) the position tables are made for (they are
+            resized to each input).
         in_channels: image channels.
         kernel_size: slide attention neighbourhood (k x k, odd).
         num_slide_stages: how many leading stages use slide attention instead of SR attention.
@@ -86,7 +89,11 @@ class SlidePVT(SlideBackbone):
         drop_rate: dropout after the position tables, attention projections and MLPs.
         attn_drop_rate: dropout on the attention weights.
         drop_path_rate: stochastic depth of the last block (linear from 0 over all blocks).
-        out_indices: stages whose outputs are returned (the last one after the final norm).
+        out_indices: stages whose outputs are returned (the last one after the final norm);
+            an int for one stage, negative indices count from the end.
+        frozen_stages: -1 none; 0 the stem (stage 1's patch embedding and position table);
+            i > 0 also stages 1..i (each with its patch embedding and position table), and the
+            final norm when i is the last stage (eval mode, no gradient).
         with_cp: activation checkpointing per block.
         init_cfg: ``dict(type='Pretrained', checkpoint=path)`` loads PVT-v1 classification
             weights (see the module docstring), public-layout Slide-PVT or vitext weights,
@@ -102,15 +109,20 @@ class SlidePVT(SlideBackbone):
                   mlp_ratios=(8, 8, 4, 4), sr_ratios=(8, 4, 2, 1))
     checkpoint_filter = staticmethod(slide_pvt_checkpoint_filter)
 
-    def __init__(self, arch: Union[str, dict] = 'tiny', img_size: int = 224,
+    def __init__(self, arch: Union[str, dict] = 'tiny',
+                 img_size: Union[int, Tuple[int, int]] = 224,
                  in_channels: int = 3, kernel_size: int = 3, num_slide_stages: int = 2,
                  qkv_bias: bool = True, drop_rate: float = 0., attn_drop_rate: float = 0.,
-                 drop_path_rate: float = 0.1, out_indices: Sequence[int] = (0, 1, 2, 3),
+                 drop_path_rate: float = 0.1,
+                 out_indices: Union[int, Sequence[int]] = (0, 1, 2, 3), frozen_stages: int = -1,
                  with_cp: bool = False, init_cfg: Optional[dict] = None):
         super().__init__(init_cfg=init_cfg)
-        arch = {**self.pvt_v1, **resolve_arch(arch, self.arch_zoo, ('depths',))}
+        arch = {**self.pvt_v1, **resolve_arch(arch, self.arch_zoo, ('depths',),
+                                              optional=tuple(self.pvt_v1))}
         depths = tuple(arch['depths'])
         self.out_indices = check_out_indices(out_indices, len(depths), 'stages')
+        self.frozen_stages = check_int_in_range(frozen_stages, -1, len(depths), 'frozen_stages')
+        check_int_in_range(num_slide_stages, 0, len(depths), 'num_slide_stages')
         dims, heads = arch['embed_dims'], arch['num_heads']
         check_head_dims(dims, heads)
         self.with_cp = with_cp
@@ -119,15 +131,16 @@ class SlidePVT(SlideBackbone):
         self.num_blocks = sum(depths)
         self.num_features = list(dims)
         strides = [4] + [2] * (len(depths) - 1)
-        self.pos_grids, size = [], img_size
+        self.pos_grids, (height, width) = [], to_2tuple(img_size, 'img_size')
         rates = drop_path_rates(drop_path_rate, sum(depths))
         for i, depth in enumerate(depths):
-            size //= strides[i]
-            self.pos_grids.append((size, size))
+            height, width = height // strides[i], width // strides[i]
+            self.pos_grids.append((height, width))
             setattr(self, f'patch_embed{i + 1}', PatchEmbed(
                 patch_size=strides[i], in_channels=in_channels if i == 0 else dims[i - 1],
                 embed_dims=dims[i], norm_layer=nn.LayerNorm))
-            setattr(self, f'pos_embed{i + 1}', nn.Parameter(torch.zeros(1, size * size, dims[i])))
+            setattr(self, f'pos_embed{i + 1}',
+                    nn.Parameter(torch.zeros(1, height * width, dims[i])))
 
             def attention() -> nn.Module:
                 if i < num_slide_stages:
@@ -147,11 +160,19 @@ class SlidePVT(SlideBackbone):
                 for j in range(depth)))
         self.pos_drop = nn.Dropout(drop_rate)
         self.norm = PVT_NORM(dims[-1])
+        self.freeze_stages()
 
     def init_own_weights(self) -> None:
         for i in range(self.num_stages):
             nn.init.trunc_normal_(getattr(self, f'pos_embed{i + 1}'), std=.02)
         self.apply(init_linear_and_norm)
+
+    def frozen_parts(self) -> List[Union[nn.Module, nn.Parameter]]:
+        parts = [self.patch_embed1, self.pos_embed1]
+        for i in range(1, self.frozen_stages + 1):
+            parts += [getattr(self, f'patch_embed{i}'), getattr(self, f'pos_embed{i}'),
+                      getattr(self, f'block{i}')]
+        return parts + ([self.norm] if self.frozen_stages == self.num_stages else [])
 
     def block_depth(self, name: str) -> Optional[int]:
         """Stage i's patch embedding and position table (the downsampling before it) go with
@@ -171,7 +192,7 @@ class SlidePVT(SlideBackbone):
         grid = x.shape[1:3]
         pos = resize_grid_tokens(getattr(self, f'pos_embed{i + 1}'), grid, self.pos_grids[i], 0,
                                  mode='bilinear')
-        x = self.pos_drop(x + pos.view(1, *grid, -1))
+        x = self.pos_drop(x + pos.view(1, grid[0], grid[1], -1))
         for block in getattr(self, f'block{i + 1}'):
             x = checkpointed_call(block, x, enabled=self.with_cp)
         return x

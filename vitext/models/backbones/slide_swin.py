@@ -16,8 +16,9 @@ from torch import Tensor, nn
 
 from ...ops.slide import SlideAttention
 from ...ops.window import WindowAttention
-from ..layers import (HierarchicalBlock, PatchEmbed, check_head_dims, check_out_indices,
-                      checkpointed_call, drop_path_rates, init_linear_and_norm, resolve_arch)
+from ..layers import (HierarchicalBlock, PatchEmbed, check_head_dims, check_int_in_range,
+                      check_out_indices, checkpointed_call, drop_path_rates,
+                      init_linear_and_norm, resolve_arch)
 from ..weights import resize_relative_position_table, slide_attention_layout
 from .base import SlideBackbone
 
@@ -135,16 +136,16 @@ class SlideSwinTransformer(SlideBackbone):
                  out_indices: Sequence[int] = (0, 1, 2, 3), frozen_stages: int = -1,
                  with_cp: bool = False, init_cfg: Optional[dict] = None):
         super().__init__(init_cfg=init_cfg)
-        arch = resolve_arch(arch, self.arch_zoo, ('embed_dims', 'depths', 'num_heads'))
+        arch = resolve_arch(arch, self.arch_zoo, ('embed_dims', 'depths', 'num_heads'),
+                            optional=('drop_path_rate',))
         depths, heads = tuple(arch['depths']), tuple(arch['num_heads'])
         if len(depths) != len(heads):
             raise ValueError(f'arch depths {depths} and num_heads {heads} differ in length')
         self.out_indices = check_out_indices(out_indices, len(depths), 'stages')
-        if not -1 <= frozen_stages <= len(depths):
-            raise ValueError(f'frozen_stages must be in [-1, {len(depths)}], got {frozen_stages}')
         if drop_path_rate is None:
             drop_path_rate = arch.get('drop_path_rate', 0.1)
-        self.frozen_stages = frozen_stages
+        self.frozen_stages = check_int_in_range(frozen_stages, -1, len(depths), 'frozen_stages')
+        check_int_in_range(num_slide_stages, 0, len(depths), 'num_slide_stages')
         self.depths = depths
         self.num_blocks = sum(depths)
         dims = [arch['embed_dims'] * 2 ** i for i in range(len(depths))]
@@ -165,7 +166,7 @@ class SlideSwinTransformer(SlideBackbone):
                 with_cp=with_cp))
         self.out_norms = nn.ModuleList(
             nn.LayerNorm(d) if i in self.out_indices else nn.Identity() for i, d in enumerate(dims))
-        self._freeze_stages()
+        self.freeze_stages()
 
     def init_own_weights(self) -> None:
         # The public code's init; convs keep PyTorch's default (the deformed shifts).
@@ -184,22 +185,9 @@ class SlideSwinTransformer(SlideBackbone):
             return sum(self.depths[:stage + 1])
         return sum(self.depths[:stage]) + int(match.group(3)) + 1
 
-    def _frozen_modules(self) -> List[nn.Module]:
-        if self.frozen_stages < 0:
-            return []
+    def frozen_parts(self) -> List[nn.Module]:
         return [self.patch_embed] + [m for i in range(self.frozen_stages)
                                      for m in (self.layers[i], self.out_norms[i])]
-
-    def _freeze_stages(self) -> None:
-        for module in self._frozen_modules():
-            module.eval()
-            for param in module.parameters():
-                param.requires_grad = False
-
-    def train(self, mode: bool = True):
-        super().train(mode)
-        self._freeze_stages()
-        return self
 
     def forward(self, x: Tensor):
         x = self.pos_drop(self.patch_embed(x))

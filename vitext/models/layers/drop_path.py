@@ -1,7 +1,6 @@
 """Stochastic depth."""
 from typing import List
 
-import torch
 from torch import Tensor, nn
 
 
@@ -24,5 +23,12 @@ class DropPath(nn.Module):
 
 
 def drop_path_rates(rate: float, depth: int) -> List[float]:
-    """Stochastic depth growing linearly from 0 to ``rate`` over ``depth`` blocks."""
-    return torch.linspace(0, rate, depth).tolist()
+    """Stochastic depth growing linearly from 0 to ``rate`` over ``depth`` blocks.
+
+    Computed in Python, not with ``torch.linspace``: a model built under
+    ``with torch.device('meta')`` (timm's and large-model loaders' way) has no values to read."""
+    if not 0. <= rate <= 1.:
+        raise ValueError(f'drop_path_rate must be in [0, 1], got {rate}')
+    if depth == 1:
+        return [0.]
+    return [rate * i / (depth - 1) for i in range(depth)]
