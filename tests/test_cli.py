@@ -114,3 +114,15 @@ def test_export_config_refuses_to_overwrite_its_input(tmp_path):
     with pytest.raises(SystemExit, match='is the config being exported'):
         main(['export-config', str(config), str(config)])
     assert config.read_text() == f"_base_ = ['vitext::{CBVIT_DEMO}']\n"
+
+
+@pytest.mark.parametrize('name', [
+    'slide/cascade-mask-rcnn_slide-swin-t_fpn_8xb2-3x-ms_coco.py',  # mmdet:: bases, nested tuples
+    'aft/aftconv-s-16h-k11_4xb256_in1k.py',  # mmpretrain:: bases
+    'cb/upernet_cbvit-s_8xb2-160k_ade20k-512x512.py'])
+def test_exported_config_holds_what_the_config_holds(name, tmp_path):
+    user_config = tmp_path / 'my.py'
+    user_config.write_text(f"_base_ = ['vitext::{name}']\n")
+    assert main(['export-config', str(user_config), str(tmp_path / 'exported.py')]) == 0
+    exported = Config.fromfile(str(tmp_path / 'exported.py'))
+    assert exported.to_dict() == Config.fromfile(osp.join(ROOT, 'configs', name)).to_dict()
