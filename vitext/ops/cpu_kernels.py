@@ -251,10 +251,10 @@ def load_kernel(name: str, csrc: str = CSRC, root: Optional[str] = None) -> Modu
     """
     root = root or build_root()
     build_dir = osp.join(root, f'vitext_{name}_{build_key(name, csrc)}')
-    problem = library_problem(build_dir) if osp.lexists(build_dir) else 'not built yet'
-    if problem is None:
-        return _import_build(build_dir)
-    if problem != 'not built yet':
+    if osp.lexists(build_dir):
+        problem = library_problem(build_dir)
+        if problem is None:
+            return _import_build(build_dir)
         _say(f'the cached build of kernel {name!r} in {build_dir} is not used: {problem}')
     os.makedirs(root, exist_ok=True)
     with build_lock(build_dir + '.lock', f'building kernel {name!r} into {build_dir}'):
