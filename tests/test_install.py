@@ -118,6 +118,13 @@ def test_wheel_metadata_states_ranges_not_pins(wheel):
     assert any(r.marker.evaluate({'extra': 'det'}) for r in requires['mmdet'])
 
 
+def test_wheel_installs_the_vitext_command(wheel):
+    with zipfile.ZipFile(wheel) as z:
+        (name,) = [n for n in z.namelist() if n.endswith('.dist-info/entry_points.txt')]
+        entry_points = z.read(name).decode().splitlines()
+    assert entry_points[entry_points.index('[console_scripts]') + 1] == 'vitext = vitext.cli:main'
+
+
 def test_measured_pins_lie_within_the_package_ranges(wheel):
     """requirements/runtime.txt (tools/setup_env.sh's exact set) satisfies what the wheel states."""
     requires = [Requirement(line.split(':', 1)[1].strip()) for line in
