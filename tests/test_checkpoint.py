@@ -1,10 +1,12 @@
 """Safe checkpoint loading (torch >= 2.6 weights_only) through mmengine's own loaders."""
+import io
 import json
 import os
 import pickle
 import shutil
 import subprocess
 import sys
+from collections import OrderedDict
 
 import numpy as np
 import pytest
@@ -177,12 +179,12 @@ def test_arrays_loaded_by_torch_directly_pickle_as_plain_numpy(tmp_path):
     np.testing.assert_array_equal(pickle.loads(data), np.arange(4.))
 
 
-def load_in_subprocess(paths):
+def load_in_subprocess(paths, timeout=600):
     """hostile_checkpoints.load_all in a fresh interpreter: a crash (SIGSEGV) fails the test
     with the attempt it happened in, instead of killing pytest."""
     env = dict(os.environ, PYTHONPATH=os.pathsep.join([ROOT, HELPERS]))
     proc = subprocess.run([sys.executable, '-m', 'hostile_checkpoints', json.dumps(paths)],
-                          env=env, capture_output=True, text=True, timeout=600)
+                          env=env, capture_output=True, text=True, timeout=timeout)
     lines = [json.loads(line) for line in proc.stdout.splitlines() if line.startswith('{')]
     if proc.returncode != 0:
         last = lines[-1] if lines else None
@@ -191,13 +193,16 @@ def load_in_subprocess(paths):
     return [line for line in lines if 'started' not in line]
 
 
-def check_refused(results, paths):
+def check_refused(results, paths, named=hostile_checkpoints.NAMED):
+    """Each of ``paths`` (payload name -> file) refused by all four loaders, naming the file
+    and what ``named`` says for the payload, in one line."""
     assert len(results) == 4 * len(paths)
-    named = {path: hostile_checkpoints.NAMED[name] for name, path in paths.items()}
+    named = {path: named[name] for name, path in paths.items()}
     for result in results:
         assert result['error'] == 'UnsafeCheckpointError', result
         assert result['path'] in result['message'], result
         assert named[result['path']] in result['message'], result
+        assert '\n' not in result['message'], result
 
 
 def test_hostile_numpy_payloads_are_refused(tmp_path):
@@ -205,6 +210,77 @@ def test_hostile_numpy_payloads_are_refused(tmp_path):
     load_checkpoint: refused, naming the file and the object, no crash."""
     paths = hostile_checkpoints.write_all(str(tmp_path))
     check_refused(load_in_subprocess(list(paths.values())), paths)
+
+
+def test_pickle_bombs_are_refused_at_once(tmp_path):
+    """Shared tuples or lists expanding to 2**60 elements (also inside a HistoryBuffer),
+    bytearray(2_000_000_000) and lists nested 5000 deep, as the checkpoint of a legacy torch
+    file and inside a real torch.save zip's dict: every loader refuses each in well under a second, naming the file
+    (they hung, filled memory, or raised RecursionError)."""
+    real = io.BytesIO()
+    torch.save(mmengine_style_checkpoint(), real)
+    written = hostile_checkpoints.write_bombs(str(tmp_path), real.getvalue())
+    results = load_in_subprocess([path for paths in written for path in paths.values()],
+                                 timeout=120)
+    for paths in written:
+        check_refused([r for r in results if r['path'] in paths.values()], paths)
+    assert max(result['seconds'] for result in results) < 1, results
+
+
+class TensorView:
+    """Pickles as the tensor torch.save would write for a view of ``base``'s storage."""
+
+    def __init__(self, base, size, stride):
+        self.base, self.size, self.stride = base, size, stride
+
+    def __reduce__(self):
+        return (torch._utils._rebuild_tensor_v2, (self.base.untyped_storage(), 0, self.size,
+                                                  self.stride, False, OrderedDict()))
+
+
+# Tensors torch's weights-only unpickler accepts, saved under 'weight' (so that load_checkpoint
+# copies them into a Linear(1, 1)), and what the refusal says.
+UNFIT_TENSORS = {
+    # An index far outside the (1, 1) tensor: arithmetic on it can crash Python.
+    'sparse-coo-out-of-range': (
+        lambda: torch.sparse_coo_tensor(torch.tensor([[0, 1 << 30], [0, 1 << 30]]),
+                                        torch.ones(2), (1, 1), check_invariants=False),
+        "['weight'] is a sparse_coo tensor"),
+    'sparse-csr': (lambda: torch.eye(1).to_sparse_csr(), "['weight'] is a sparse_csr tensor"),
+    'nested': (lambda: torch.nested.nested_tensor([torch.ones(1)]),
+               "['weight'] is a nested tensor"),
+    'meta': (lambda: torch.empty(1, 1, device='meta'), "['weight'] is a meta tensor"),
+    # 2**30 elements over one float: copying it allocates 4 GiB.
+    'zero-stride': (lambda: torch.ones(1).expand(1 << 30, 1),
+                    '1073741824 elements over a storage of 1'),
+    'beyond-storage': (lambda: TensorView(torch.ones(1, dtype=torch.uint8), (1, 5), (5, 1)),
+                       'needs 5 elements of its storage'),
+}
+
+
+def test_unfit_tensors_are_refused_by_key(tmp_path):
+    """Sparse, nested, meta tensors and views beyond or repeating their storage: refused by
+    every loader, naming the file and the key, before anything uses them (a crash fails the
+    test from its subprocess)."""
+    paths = {}
+    for name, (make, _) in UNFIT_TENSORS.items():
+        paths[name] = str(tmp_path / f'{name}.pth')
+        torch.save({'weight': make()}, paths[name])
+    check_refused(load_in_subprocess(list(paths.values())), paths,
+                  {name: said for name, (_, said) in UNFIT_TENSORS.items()})
+
+
+def test_views_and_shared_storages_load(tmp_path):
+    """What torch.save writes for real models loads: tied weights, strided views, a broadcast
+    view, an empty tensor."""
+    base = torch.arange(12.).reshape(3, 4)
+    state = dict(a=base, tied=base, view=base[1:, ::2], row=torch.ones(4).expand(3, 4),
+                 empty=torch.zeros(0, 5))
+    path = str(tmp_path / 'views.pth')
+    torch.save(state, path)
+    loaded = safe_load(path)
+    for key, tensor in state.items():
+        assert torch.equal(loaded[key], tensor), key
 
 
 def test_popen_named_by_its_python3_name(tmp_path):
@@ -313,3 +389,4 @@ def test_path_split_at_a_comma_by_cfg_options_is_named():
     value = parser.parse_args(['--cfg-options', 'checkpoint=/runs/a,b.pth']).cfg_options
     with pytest.raises(TypeError, match=r"got list \['/runs/a', 'b\.pth'\].*commas"):
         safe_load(value['checkpoint'])
+

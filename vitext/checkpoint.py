@@ -10,6 +10,9 @@ one that
 * keeps ``weights_only=True`` explicitly (so ``TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD`` cannot turn it
   off, and remote files are not read with ``torch.hub``'s ``weights_only=False``),
 * reads ``.safetensors`` files too,
+* scans the pickle before unpickling it (``vitext.pickle_scan``: pickle bombs, allocations a
+  checkpoint never needs) and refuses tensors that are not dense, storage-backed ones (a sparse
+  tensor's indices are not checked by torch: using it can crash Python), naming their key,
 * turns torch's long unpickling error into one message naming the file and the refused object.
 
 :func:`install` does both; it is called when ``vitext`` is imported, so it is in force under
@@ -28,9 +31,12 @@ from urllib.parse import urlparse
 import numpy as np
 import torch
 
+from .pickle_scan import PickleBombError, UnreadablePickleError, scan_checkpoint
+
 
 class UnsafeCheckpointError(pickle.UnpicklingError):
-    """A checkpoint holds a pickled object that is not on the allow-list."""
+    """A checkpoint holds a pickled object that is not on the allow-list, asks for more work
+    or memory than a checkpoint of tensors needs, or holds a tensor unfit to load."""
 
 
 def _refuse(call: str, reason: str) -> NoReturn:
@@ -225,8 +231,62 @@ def _plain_numpy(obj: Any, seen: set) -> Any:
     return obj
 
 
+def _tensor_problem(tensor: torch.Tensor) -> Optional[str]:
+    """What makes ``tensor`` unfit to load (None if nothing): only dense tensors whose storage
+    holds every element their size, stride and offset reach are loaded. Reads metadata only:
+    arithmetic on such a tensor is what can crash."""
+    if tensor.is_nested or tensor.layout != torch.strided:
+        kind = 'nested' if tensor.is_nested else str(tensor.layout).replace('torch.', '')
+        return (f'a {kind} tensor; only dense (strided) tensors are loaded (torch does not check '
+                'the indices of sparse and nested tensors: using them can crash Python)')
+    if tensor.is_meta:
+        return 'a meta tensor, which has no data'
+    try:
+        storage_bytes = tensor.untyped_storage().nbytes()
+    except (RuntimeError, NotImplementedError):
+        return 'a tensor without a storage'
+    if tensor.numel() == 0:
+        return None
+    end = tensor.storage_offset() + sum((size - 1) * stride for size, stride in
+                                        zip(tensor.shape, tensor.stride())) + 1
+    if end * tensor.element_size() > storage_bytes:
+        return (f'a tensor of size {tuple(tensor.shape)}, stride {tensor.stride()} and offset '
+                f'{tensor.storage_offset()} that needs {end * tensor.element_size()} bytes of '
+                f'storage; its storage holds {storage_bytes}')
+    return None
+
+
+def _check_tensors(obj: Any, name: str, key: str, seen: set) -> None:
+    """Refuse the first tensor in ``obj`` (dicts, lists, tuples and sets searched) that
+    :func:`_tensor_problem` finds unfit, naming ``name`` and the tensor's key."""
+    if isinstance(obj, torch.Tensor):
+        problem = _tensor_problem(obj)
+        if problem:
+            raise UnsafeCheckpointError(f'checkpoint {name!r}: {key or "the top-level object"} '
+                                        f'is {problem}. Refusing to load it.')
+        return
+    if not isinstance(obj, (dict, list, tuple, set, frozenset)) or id(obj) in seen:
+        return
+    seen.add(id(obj))
+    if isinstance(obj, dict):
+        items = ((f'[{k!r}]', v) for k, v in obj.items())
+    else:
+        items = ((f'[{i}]', v) for i, v in enumerate(obj))
+    for subkey, value in items:
+        _check_tensors(value, name, key + subkey, seen)
+
+
 def _load_pickle(file: Union[str, io.BytesIO], name: str, map_location: Any) -> Any:
-    """``torch.load(weights_only=True)`` of a path or buffer, errors naming ``name``."""
+    """``torch.load(weights_only=True)`` of a path or buffer, after scanning its pickle and
+    before any use of its tensors checking them; errors naming ``name``."""
+    try:
+        scan_checkpoint(file)
+    except PickleBombError as err:
+        raise UnsafeCheckpointError(f'checkpoint {name!r} {err}. Refusing to unpickle it.'
+                                    ) from None
+    except UnreadablePickleError as err:
+        raise RuntimeError(f'checkpoint {name!r} could not be read as a PyTorch checkpoint '
+                           f'({err})') from None
     try:
         checkpoint = torch.load(file, map_location=map_location, weights_only=True)
     except pickle.UnpicklingError as err:
@@ -241,6 +301,7 @@ def _load_pickle(file: Union[str, io.BytesIO], name: str, map_location: Any) -> 
     except Exception as err:  # truncated, not a checkpoint, a pickle misusing an allowed global
         raise RuntimeError(f'checkpoint {name!r} could not be read as a PyTorch checkpoint '
                            f'({type(err).__name__}: {_unpickler_error(str(err))})') from None
+    _check_tensors(checkpoint, name, '', set())
     return _plain_numpy(checkpoint, set())
 
 

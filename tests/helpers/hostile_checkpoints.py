@@ -1,10 +1,11 @@
 """Hostile checkpoints written opcode by opcode (pickle protocol 2, as torch.save writes).
 
-Each payload abuses the numpy globals mmengine's checkpoints need (``numpy.dtype``,
+Each of :data:`PAYLOADS` abuses the numpy globals mmengine's checkpoints need (``numpy.dtype``,
 ``numpy.ndarray``, ``_reconstruct``, ``scalar``) or ``builtins.bytes``. Without vitext's
 substitutes several of them corrupt memory (SIGSEGV) when loaded with ``weights_only=True``;
 they are loaded in a subprocess (:func:`load_all` via ``python -m hostile_checkpoints``), so that a
-crash fails a test instead of killing pytest.
+crash fails a test instead of killing pytest. :data:`BOMBS` ask for unbounded work or memory
+(shared pieces that expand exponentially, a huge allocation, deep nesting).
 """
 import io
 import json
@@ -12,7 +13,7 @@ import os.path as osp
 import struct
 import sys
 import zipfile
-from typing import Optional
+from typing import Optional, Tuple
 
 PROTO = b'\x80\x02'
 
@@ -120,6 +121,38 @@ PAYLOADS = {
     'subprocess-popen': glob('commands', 'Popen') + b'(' + text('true') + b'tR',
 }
 
+
+def shared_twice(first: bytes, start: bytes, close: bytes, levels: int) -> bytes:
+    """``levels`` containers, each holding the previous one twice through the memo: a few
+    bytes per level, 2**levels elements when walked or copied. ``first`` is the innermost
+    object; ``start`` + items + ``close`` makes a container (TUPLE or EMPTY_LIST + APPENDS:
+    torch's unpickler has no LIST)."""
+    out = first + b'q\x00'
+    for level in range(levels):
+        get = b'h' + bytes([level])
+        out += start + get + get + close + b'q' + bytes([level + 1])
+    return out
+
+
+def nested_depth(levels: int) -> bytes:
+    """A list inside a list ... ``levels`` deep (each APPEND closes one level)."""
+    return b']' * (levels + 1) + b'a' * levels
+
+
+BOMBS = {
+    # The tuple "billion laughs": 2**60 Nones when walked.
+    'tuple-billion-laughs': shared_twice(b'N', b'(', b't', 60),
+    # mmengine's HistoryBuffer turns its log history into a numpy array: 2**40 floats.
+    'history-buffer-shared-lists': (
+        glob('mmengine.logging.history_buffer', 'HistoryBuffer')
+        + shared_twice(b'](G?\xf0\x00\x00\x00\x00\x00\x00e', b'](', b'e', 40) + b']\x86R'),
+    # bytearray(2_000_000_000): torch's allow-list admits bytearray.
+    'bytearray-allocation': glob('__builtin__', 'bytearray') + b'(' + integer(2_000_000_000)
+    + b'tR',
+    # Nesting deeper than Python's recursion limit.
+    'nested-lists': nested_depth(5000),
+}
+
 # What the refusal must name for each payload.
 NAMED = {
     'object-array-hashed': "numpy.dtype('O')",
@@ -137,6 +170,10 @@ NAMED = {
     'object-dtype-class': 'numpy.dtypes.ObjectDType',
     'bytes-allocation': 'builtins.bytes(...)',
     'subprocess-popen': 'subprocess.Popen',
+    'tuple-billion-laughs': 'out of shared pieces',
+    'history-buffer-shared-lists': 'out of shared pieces',
+    'bytearray-allocation': 'builtins.bytearray with a size',
+    'nested-lists': 'levels deep',
 }
 
 
@@ -160,12 +197,53 @@ def spliced(real_checkpoint: bytes, payload: bytes) -> bytes:
     return out.getvalue()
 
 
+def legacy(payload: bytes) -> bytes:
+    """A torch file of the legacy (non-zip) format whose checkpoint is ``payload``."""
+    import pickle
+
+    from torch.serialization import MAGIC_NUMBER, PROTOCOL_VERSION
+    system = dict(protocol_version=PROTOCOL_VERSION, little_endian=True,
+                  type_sizes=dict(short=2, int=4, long=4))
+    head = b''.join(pickle.dumps(x, protocol=2) for x in (MAGIC_NUMBER, PROTOCOL_VERSION,
+                                                             system))
+    return head + standalone(payload) + pickle.dumps([], protocol=2)
+
+
+def embedded(real_checkpoint: bytes, payload: bytes) -> bytes:
+    """A real torch.save zip (of a dict) whose dict gets the key 'extra' holding ``payload``
+    after the original pickle has run (its memo entries are not used any more)."""
+    src = zipfile.ZipFile(io.BytesIO(real_checkpoint))
+    out = io.BytesIO()
+    with zipfile.ZipFile(out, 'w', zipfile.ZIP_STORED) as dst:
+        for info in src.infolist():
+            data = src.read(info.filename)
+            if info.filename.endswith('/data.pkl'):
+                data = data[:-1] + text('extra') + payload + b's.'  # SETITEM, STOP
+            dst.writestr(info, data)
+    return out.getvalue()
+
+
+def write_bombs(folder: str, real_checkpoint: bytes) -> Tuple[dict, dict]:
+    """Write each of :data:`BOMBS` as ``<folder>/<name>-legacy.pth`` (:func:`legacy`) and
+    ``<folder>/<name>-in-zip.pth`` (:func:`embedded`); returns name -> path of each form."""
+    forms = ({}, {})
+    for name, payload in BOMBS.items():
+        for paths, suffix, data in zip(forms, ('legacy', 'in-zip'),
+                                       (legacy(payload), embedded(real_checkpoint, payload))):
+            paths[name] = osp.join(folder, f'{name}-{suffix}.pth')
+            with open(paths[name], 'wb') as f:
+                f.write(data)
+    return forms
+
+
 def load_all(paths_json: str) -> None:
     """Load every file through every loading path; one JSON line per attempt, flushed before
     the attempt (so the line of a crash is known) and after it."""
     import torch
     from mmengine.runner import CheckpointLoader, load_checkpoint
     from mmengine.runner.checkpoint import _load_checkpoint
+
+    import time
 
     import vitext  # noqa: F401
     from vitext.checkpoint import safe_load
@@ -178,12 +256,14 @@ def load_all(paths_json: str) -> None:
     for path in json.loads(paths_json):
         for name, load in loaders.items():
             print(json.dumps(dict(path=path, loader=name, started=True)), flush=True)
+            start = time.perf_counter()
             try:
                 load(path)
                 outcome = dict(error=None)
             except Exception as err:  # noqa: BLE001 -- reported to the test
                 outcome = dict(error=type(err).__name__, message=str(err))
-            print(json.dumps(dict(path=path, loader=name, **outcome)), flush=True)
+            print(json.dumps(dict(path=path, loader=name, seconds=time.perf_counter() - start,
+                                  **outcome)), flush=True)
 
 
 def write_all(folder: str, real_checkpoint: Optional[bytes] = None) -> dict:
