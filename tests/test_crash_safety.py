@@ -166,3 +166,24 @@ def test_lock_path_that_is_a_directory(tmp_path):
     with pytest.raises(IsADirectoryError, match=f'{tmp_path / "train.lock"} is a directory'):
         acquire_work_dir_lock(str(tmp_path))
 
+
+def test_kill_while_saving_a_new_best_keeps_the_previous_best(ade_root, tmp_path):
+    """mmengine's CheckpointHook deletes best_mIoU_iter_1.pth before writing
+    best_mIoU_iter_2.pth: killed then, no best checkpoint was left."""
+    from vitext.checkpoint import safe_load
+    killing = tmp_path / 'killing.py'
+    killing.write_text(
+        f'_base_ = [{DEMO_SEG!r}]\n'
+        "custom_imports = dict(imports=['vitext', 'vitext_test_hooks'], "
+        'allow_failed_imports=False)\n'
+        "custom_hooks = [dict(type='KillBeforeBestSaveHook', kill_at=2)]\n")
+    work = tmp_path / 'work'
+    best = ('train_cfg.val_interval=1', 'default_hooks.checkpoint.save_best=mIoU',
+            'default_hooks.checkpoint.rule=greater')
+    proc = train(ade_root, work, *best, config=killing, check=False)
+    assert proc.returncode == -signal.SIGKILL, proc.stderr[-3000:]
+    assert sorted(p.name for p in work.glob('best_*')) == ['best_mIoU_iter_1.pth']
+    assert 'state_dict' in safe_load(str(work / 'best_mIoU_iter_1.pth'))
+
+    train(ade_root, work, *best, 'custom_hooks.0.kill_at=0', config=killing, resume=True)
+    assert sorted(p.name for p in work.glob('best_*')) == ['best_mIoU_iter_3.pth']

@@ -1,4 +1,4 @@
-"""Hooks for the end-to-end tests: two kill training (SIGKILL, no clean-up) at a chosen
+"""Hooks for the end-to-end tests: three kill training (SIGKILL, no clean-up) at a chosen
 point of checkpointing, as a crash or preemption would (the resume tests); one records what the
 backbone was fed while testing (the test-time augmentation test)."""
 import json
@@ -33,6 +33,25 @@ class KillBeforeSaveHook(Hook):
 
     def before_save_checkpoint(self, runner, checkpoint):
         if checkpoint['meta']['iter'] == self.kill_at:
+            os.kill(os.getpid(), signal.SIGKILL)
+
+
+@HOOKS.register_module()
+class KillBeforeBestSaveHook(Hook):
+    """Make every validation a new best (``mIoU`` set to the number of iterations run) and
+    kill when the best checkpoint after ``kill_at`` iterations is about to be written
+    (mmengine's CheckpointHook has deleted the previous best by then)."""
+    priority = 'ABOVE_NORMAL'  # sets the score before CheckpointHook (VERY_LOW) reads it
+
+    def __init__(self, kill_at: int):
+        self.kill_at = kill_at
+
+    def after_val_epoch(self, runner, metrics=None):
+        metrics['mIoU'] = float(runner.iter)
+
+    def before_save_checkpoint(self, runner, checkpoint):
+        is_best = 'optimizer' not in checkpoint  # best checkpoints are saved without it
+        if is_best and runner.iter == self.kill_at:
             os.kill(os.getpid(), signal.SIGKILL)
 
 

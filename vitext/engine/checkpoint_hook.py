@@ -3,9 +3,10 @@
 mmengine's ``CheckpointHook`` deletes the oldest kept checkpoint *before* writing the new one and
 writes files in place, so a kill during a save (with ``max_keep_ckpts=1``) leaves a truncated
 newest file and a ``last_checkpoint`` that names the deleted one: ``--resume`` then fails every
-time. :class:`AtomicCheckpointHook` writes each checkpoint and ``last_checkpoint`` under a
-temporary name, syncs and renames it (``vitext.fileio.atomic_path``), and deletes old ones only
-after; on ``--resume`` it checks what ``last_checkpoint`` names and, if that is missing or
+time; with ``save_best`` it deletes the previous best checkpoint before writing the new one,
+so a kill then loses the best model. :class:`AtomicCheckpointHook` writes each checkpoint (best
+ones too) and ``last_checkpoint`` under a temporary name, syncs and renames it
+(``vitext.fileio.atomic_path``), and deletes old ones only after; on ``--resume`` it checks what ``last_checkpoint`` names and, if that is missing or
 incomplete (or ``last_checkpoint`` is empty or gone), resumes from the newest complete
 checkpoint in the folder, saying so in one log line.
 """
@@ -15,7 +16,7 @@ import os.path as osp
 import re
 import shutil
 import zipfile
-from typing import Optional
+from typing import List, Optional, Union
 
 from mmengine.dist import is_main_process
 from mmengine.fileio import LocalBackend
@@ -52,6 +53,28 @@ def newest_complete_checkpoint(folder: str, filename_tmpl: str) -> Optional[str]
         if is_complete_checkpoint(path):
             return path
     return None
+
+
+class _DeferredRemovals(LocalBackend):
+    """The local file backend, except that ``remove`` and ``rmtree`` only record the path."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.removed: List[str] = []
+
+    def remove(self, filepath: Union[str, os.PathLike]) -> None:
+        self.removed.append(str(filepath))
+
+    def rmtree(self, dir_path: Union[str, os.PathLike]) -> None:
+        self.removed.append(str(dir_path))
+
+
+def _remove_checkpoint(path: str) -> None:
+    """Delete a checkpoint file (or a DeepSpeed-style checkpoint folder) if it exists."""
+    if osp.isdir(path):
+        shutil.rmtree(path)
+    elif osp.isfile(path):
+        os.remove(path)
 
 
 class AtomicCheckpointHook(CheckpointHook):
@@ -150,8 +173,34 @@ class AtomicCheckpointHook(CheckpointHook):
             runner.save_checkpoint(self.out_dir, osp.basename(tmp), **save_args)
         atomic_write(osp.join(runner.work_dir, LAST_CHECKPOINT), self.last_ckpt)
         if dropped is not None:
-            path = osp.join(self.out_dir, self.filename_tmpl.format(dropped))
-            if osp.isdir(path):
-                shutil.rmtree(path)
-            elif osp.isfile(path):
-                os.remove(path)
+            _remove_checkpoint(osp.join(self.out_dir, self.filename_tmpl.format(dropped)))
+
+    def _save_best_checkpoint(self, runner, metrics) -> None:
+        """As mmengine's, but a new best checkpoint is written atomically and the previous
+        best is deleted after it. mmengine's method (which keeps track of the best score per
+        key) deletes through ``self.file_backend`` and then saves with
+        ``runner.save_checkpoint``; it runs here with the deletions recorded instead of done
+        and with saves going to a temporary name that is renamed when complete."""
+        if not (self.save_best and is_main_process()
+                and isinstance(self.file_backend, LocalBackend)):
+            return super()._save_best_checkpoint(runner, metrics)
+        backend, deferred = self.file_backend, _DeferredRemovals()
+        save = runner.save_checkpoint
+
+        def save_atomically(out_dir: str, filename: str, **kwargs) -> None:
+            if filename.endswith(TEMP_SUFFIX):  # _save_checkpoint_with_step's, atomic already
+                return save(out_dir, filename, **kwargs)
+            with atomic_path(osp.join(out_dir, filename)) as tmp:
+                save(out_dir, osp.basename(tmp), **kwargs)
+
+        self.file_backend, runner.save_checkpoint = deferred, save_atomically
+        try:
+            super()._save_best_checkpoint(runner, metrics)
+        finally:
+            self.file_backend = backend
+            del runner.save_checkpoint  # the runner's own method again
+        current = {getattr(self, 'best_ckpt_path', None),
+                   *(getattr(self, 'best_ckpt_path_dict', None) or {}).values()}
+        for path in deferred.removed:
+            if path not in current:  # a best checkpoint of the same step is rewritten in place
+                _remove_checkpoint(path)
