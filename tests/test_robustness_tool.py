@@ -147,6 +147,20 @@ def test_results_of_another_checkpoint_are_not_reused(tmp_path):
         load_saved_results(str(out), run_identity(cfg, str(ckpt), {}))
 
 
+def test_results_path_that_is_a_directory(tmp_path):
+    from mmengine.config import Config
+    from vitext.evaluation.robustness import (ResultsMismatchError, load_saved_results,
+                                              run_identity)
+    ckpt = tmp_path / 'iter_2.pth'
+    ckpt.write_bytes(b'weights')
+    out = tmp_path / 'robustness.json'
+    out.mkdir()
+    with pytest.raises(ResultsMismatchError, match=f'^{out} is a directory, where the results '
+                       'file belongs'):
+        load_saved_results(str(out), run_identity(Config(dict(model=dict(type='M'))),
+                                                  str(ckpt), {}))
+
+
 def test_second_checkpoint_into_same_work_dir_refused(ade_root, checkpoint, tmp_path):
     """Suite for iter_4 then for iter_2 into one work dir used to report iter_4's numbers."""
     work = tmp_path / 'robust'

@@ -11,6 +11,7 @@ import difflib
 import importlib
 import json
 import logging
+import math
 import os
 import os.path as osp
 import re
@@ -76,6 +77,27 @@ def check_model_types(cfg: Config) -> None:
                 hint = f'; did you mean {" or ".join(map(repr, close))}?' if close else ''
                 raise ConfigError(f'{key}.type={name!r} is not a registered {scope} model'
                                   f'{hint}')
+
+
+def _non_finite_numbers(node: Any, key: str) -> Iterator[Tuple[str, float]]:
+    """(config key, value) of every NaN or infinite number in ``node`` (dicts, lists)."""
+    if isinstance(node, float) and not math.isfinite(node):
+        yield key, node
+    elif isinstance(node, dict):
+        for name, value in node.items():
+            yield from _non_finite_numbers(value, f'{key}.{name}')
+    elif isinstance(node, (list, tuple)):
+        for i, value in enumerate(node):
+            yield from _non_finite_numbers(value, f'{key}[{i}]')
+
+
+def check_optimizer(cfg: Config) -> None:
+    """The numbers of ``optim_wrapper.optimizer`` (lr, betas, weight decay, ...) must be
+    finite: torch refuses a NaN lr without naming the key, and trains with an infinite one
+    (every weight becomes NaN at the first step, yet the run ends with a score)."""
+    optimizer = (cfg.get('optim_wrapper') or {}).get('optimizer')
+    for key, value in _non_finite_numbers(optimizer, 'optim_wrapper.optimizer'):
+        raise ConfigError(f'{key}={value} is not a finite number')
 
 
 def _leaf_datasets(dataset: dict, key: str) -> Iterator[Tuple[str, dict]]:
@@ -300,6 +322,7 @@ def train(config: str, work_dir: Optional[str] = None, resume: bool = False, amp
             cfg.optim_wrapper.type = 'AmpOptimWrapper'
             cfg.optim_wrapper.loss_scale = 'dynamic'
     cfg.resume = resume
+    check_optimizer(cfg)
     if launcher != 'none':
         setup_cpu_distributed(cfg, launcher)
     check_model_types(cfg)

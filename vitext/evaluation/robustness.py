@@ -44,7 +44,11 @@ def run_identity(cfg: Config, checkpoint: str, params: dict) -> dict:
 
 def load_saved_results(path: str, identity: dict) -> Dict[str, dict]:
     """The finished settings in ``path`` (robustness.json) if they are of this run, {} if there
-    is no file; raises :class:`ResultsMismatchError` if they are of another run."""
+    is no file; raises :class:`ResultsMismatchError` if they are of another run (or ``path``
+    is a directory)."""
+    if osp.isdir(path):
+        raise ResultsMismatchError(f'{path} is a directory, where the results file belongs. Use '
+                                   'another --work-dir, or move it away')
     if not osp.isfile(path):
         return {}
     try:
