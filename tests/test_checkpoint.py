@@ -390,3 +390,23 @@ def test_path_split_at_a_comma_by_cfg_options_is_named():
     with pytest.raises(TypeError, match=r"got list \['/runs/a', 'b\.pth'\].*commas"):
         safe_load(value['checkpoint'])
 
+
+@pytest.mark.parametrize('dtype', [torch.bool, torch.int64, torch.complex64])
+def test_weights_of_a_non_float_dtype_are_refused_by_key(dtype):
+    """All-bool, integer or complex weights were cast into the float parameters and scored."""
+    from vitext.models.weights import CheckpointMismatchError, load_state_dict_exactly
+    model = torch.nn.Linear(2, 2)
+    state = dict(weight=torch.ones(2, 2, dtype=dtype), bias=torch.zeros(2))
+    with pytest.raises(CheckpointMismatchError,
+                       match=rf'dtype mismatch: weight: checkpoint {dtype} vs model '
+                             r'torch\.float32$'):
+        load_state_dict_exactly(model, state, "checkpoint 'w.pth'")
+
+
+def test_weights_of_another_float_dtype_load():
+    from vitext.models.weights import load_state_dict_exactly
+    model = torch.nn.Linear(2, 2)
+    state = dict(weight=torch.ones(2, 2, dtype=torch.float16),
+                 bias=torch.zeros(2, dtype=torch.bfloat16))
+    load_state_dict_exactly(model, state, "checkpoint 'w.pth'")
+    assert torch.equal(model.weight, torch.ones(2, 2))

@@ -56,7 +56,9 @@ def load_state_dict_exactly(model: nn.Module, state: Dict[str, Tensor], source: 
         hint: a last line for the message (what to do about it).
 
     Raises:
-        CheckpointMismatchError: keys missing, unexpected or of another shape.
+        CheckpointMismatchError: keys missing, unexpected, of another shape, or holding
+            bool, integer or complex values for a floating-point tensor of the model (which
+            copying would cast silently).
     """
     metadata = getattr(state, '_metadata', None)
     state = OrderedDict(state)  # modules may convert keys in place
@@ -78,13 +80,18 @@ def load_state_dict_exactly(model: nn.Module, state: Dict[str, Tensor], source: 
     wrong_shape = sorted(f'{k}: checkpoint {tuple(v.shape)} vs model {tuple(own[k].shape)}'
                          for k, v in state.items()
                          if k in own and hasattr(v, 'shape') and v.shape != own[k].shape)
+    wrong_dtype = sorted(f'{k}: checkpoint {v.dtype} vs model {own[k].dtype}'
+                         for k, v in state.items()
+                         if k in own and isinstance(v, Tensor) and own[k].is_floating_point()
+                         and not v.is_floating_point())
     missing = sorted(k for k in missing if not k.endswith('num_batches_tracked')
                      and not any(o in k for o in optional))
     other = [e for e in errors if not e.startswith('size mismatch for ')]
-    if not (unexpected or missing or wrong_shape or other):
+    if not (unexpected or missing or wrong_shape or wrong_dtype or other):
         return
     lines = [f'{source} does not fit {type(model).__name__}:']
-    for title, keys in (('shape mismatch', wrong_shape), ('missing in checkpoint', missing),
+    for title, keys in (('shape mismatch', wrong_shape), ('dtype mismatch', wrong_dtype),
+                        ('missing in checkpoint', missing),
                         ('not in model', sorted(unexpected)), ('errors', other)):
         if keys:
             shown = ', '.join(keys[:20]) + (f', ... ({len(keys)} in all)'
