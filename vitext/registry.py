@@ -76,14 +76,29 @@ def register_all() -> None:
     register_timm_models()
 
 
+def fx_leaf_modules() -> List[type]:
+    """Modules that FX traces as one call: operators whose input's shape or layout drives
+    Python control flow (windows, token/map forms) or that run custom autograd functions and
+    operators."""
+    from .ops.aft import AFTConv, AFTFull, AFTSimple
+    from .ops.broadcast import ContextBroadcast, ScaledContextBroadcast
+    from .ops.slide import SlideAttention
+    from .ops.window import WindowAttention
+    return [AFTConv, AFTFull, AFTSimple, ContextBroadcast, ScaledContextBroadcast,
+            SlideAttention, WindowAttention]
+
+
 def register_timm_models() -> None:
-    """Every variant of :data:`vitext.models.classifiers.VARIANTS` as a timm model name (timm is
-    optional)."""
+    """Every variant of :data:`vitext.models.classifiers.VARIANTS` as a timm model name, and
+    vitext's FX leaf modules in timm's no-trace list (what timm's feature extraction and tests
+    pass to FX). timm is optional."""
     if importlib.util.find_spec('timm') is None:
         return
-    from timm.models import is_model, register_model
+    from timm.models import is_model, register_model, register_notrace_module
 
     from .models import classifiers
     for name in classifiers.VARIANTS:
         if not is_model(name):
             register_model(classifiers.entrypoint(name))
+    for module in fx_leaf_modules():
+        register_notrace_module(module)

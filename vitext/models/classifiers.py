@@ -13,19 +13,23 @@ registers them, so after ``import vitext``::
     feats = timm.create_model('slide_pvt_small', features_only=True, out_indices=(1, 2, 3))
 
 ``features_only`` returns the dense backbone (a tuple of NCHW maps at ``out_indices``; plain
-ViTs: stride-16 maps of the given blocks) with timm's ``feature_info``. No public ImageNet weights
+ViTs: stride-16 maps of the given blocks) with timm's ``feature_info``; with
+``feature_cls='getter'`` timm's ``FeatureGetterNet`` over ``forward_intermediates``. The
+classifiers keep timm's model contract (see :class:`ClassifierMixin`; timm's own
+tests/test_models.py passes over these names, TorchScript aside). No public ImageNet weights
 exist for these models: ``pretrained=True`` is refused; timm's ``checkpoint_path=`` loads a file.
 """
-from typing import Any, Callable, Dict, List, Tuple, Type
+from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence, Tuple, Type, Union
 
 from torch import Tensor, nn
 
 from .backbones import AFTViT, CBViT, SlidePVT, SlideSwinTransformer
 from .backbones.plain_vit import PlainViT
-from .layers import resolve_arch
+from .layers import checkpointed_call, grid_tokens_to_map, resolve_arch
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
+Grid = Optional[Tuple[int, int]]
 
 
 def stage_feature_info(dims: List[int], module: str) -> List[dict]:
@@ -40,23 +44,55 @@ def plain_vit_feature_info(model: PlainViT) -> List[dict]:
             for i in range(model.depth)]
 
 
+def take_indices(count: int, indices: Optional[Union[int, Sequence[int]]]) -> Tuple[List[int],
+                                                                                     int]:
+    """timm's ``feature_take_indices``: ``indices`` None (all ``count`` taps), an int n (the
+    last n) or a sequence (negative counting from the end) -> (sorted taps, the largest)."""
+    if indices is None:
+        indices = count
+    if isinstance(indices, int):
+        if not 0 < indices <= count:
+            raise ValueError(f'indices={indices}: take the last 1..{count} of {count} taps')
+        taps = list(range(count - indices, count))
+    else:
+        bad = [i for i in indices if not -count <= i < count]
+        if bad:
+            raise ValueError(f'indices {bad} out of range for {count} taps')
+        taps = sorted({i % count for i in indices})
+    return taps, max(taps)
+
+
 class ClassifierMixin:
     """timm's classifier interface on a backbone (the class after this mixin in the MRO).
+
+    Beside ``forward``/``forward_features``/``forward_head``, it has what timm's consumers call:
+    ``forward_intermediates`` and ``prune_intermediate_layers`` over the taps listed in
+    ``feature_info`` (stages; plain ViTs: blocks), ``reset_classifier`` (keeping the model's
+    device, dtype and mode), ``set_grad_checkpointing``, ``group_matcher`` (the layer depths of
+    mmpretrain's ``get_layer_depth``, so timm's layer-wise lr decay and mmengine's agree) and
+    ``no_weight_decay``.
 
     Args:
         num_classes: classes of the linear head (0: no head, ``forward`` gives the pooled
             features).
+        global_pool: ``pool_types[0]`` by default; 'avg' (mean over the map or the patch
+            tokens), 'token' (the class token; models with one) or '' (no pooling: ``forward``
+            gives the unpooled features, or with a head the logits of every position).
         **kwargs: the backbone's arguments (``drop_rate`` is also the head's dropout, as in
             timm's ViT); the classification-mode arguments come from
             :meth:`classification_kwargs`.
     """
+    pool_types: Tuple[str, ...] = ('avg', '')
+    backbone_cls: type  # the dense backbone this classifier extends
 
-    def __init__(self, num_classes: int = 1000, **kwargs):
+    def __init__(self, num_classes: int = 1000, global_pool: Optional[str] = None, **kwargs):
         super().__init__(**kwargs, **self.classification_kwargs(kwargs))
+        self.in_chans = kwargs.get('in_channels', 3)
         self.num_classes = num_classes
+        self.global_pool = self._check_pool(global_pool)
         self.num_features = self.head_hidden_size = self.feature_width()
         self.head_drop = nn.Dropout(kwargs.get('drop_rate', 0.))
-        self.head = nn.Linear(self.num_features, num_classes) if num_classes else nn.Identity()
+        self.head = self._new_head(num_classes)
         self.feature_info = self.stage_feature_info()
         self.init_weights()  # the backbone's init (timm does not call mmengine's init_weights)
 
@@ -70,25 +106,152 @@ class ClassifierMixin:
     def stage_feature_info(self) -> List[dict]:
         raise NotImplementedError
 
+    # -- the taps: subclasses say how to run them --------------------------------------------
+    def num_taps(self) -> int:
+        """How many taps the model has now (fewer after ``prune_intermediate_layers``)."""
+        raise NotImplementedError
+
+    def run_taps(self, x: Tensor, last: int) -> Iterator[Tuple[Tensor, Grid]]:
+        """(raw output, token grid or None) of taps 0..``last``, in the model's own layout."""
+        raise NotImplementedError
+
+    def tap_to_map(self, out: Tensor, grid: Grid) -> Tensor:
+        """A raw tap output as an NCHW map."""
+        raise NotImplementedError
+
+    def final_norm(self) -> nn.Module:
+        raise NotImplementedError
+
+    def set_final_norm(self, module: nn.Module) -> None:
+        raise NotImplementedError
+
+    def truncate_taps(self, count: int) -> None:
+        """Drop every module after tap ``count - 1``."""
+        raise NotImplementedError
+
+    def as_features(self, out: Tensor, grid: Grid) -> Tensor:
+        """The final (normed) output as ``forward_features`` returns it: NCHW maps."""
+        return self.tap_to_map(out, grid)
+
+    # -- timm's interface -----------------------------------------------------------------
+    def _check_pool(self, global_pool: Optional[str]) -> str:
+        pool = self.pool_types[0] if global_pool is None else global_pool
+        if pool not in self.pool_types:
+            raise ValueError(f'global_pool={pool!r} is not one of {self.pool_types} for '
+                             f'{type(self).__name__}')
+        return pool
+
+    def _new_head(self, num_classes: int) -> nn.Module:
+        """A head on the device and dtype of the model, in its mode."""
+        if not num_classes:
+            return nn.Identity()
+        ref = next(self.parameters())
+        return nn.Linear(self.num_features, num_classes, device=ref.device,
+                         dtype=ref.dtype).train(self.training)
+
+    def _last_output(self, x: Tensor, last: int) -> Tuple[Tensor, Grid]:
+        for out, grid in self.run_taps(x, last):
+            pass
+        return out, grid
+
     def forward_features(self, x: Tensor) -> Tensor:
-        """The last stage after its final norm: (B, C, H, W), or the (B, C) class token."""
-        return super().forward(x)[-1]
+        """The last tap after the final norm, unpooled: (B, C, H, W), or the (B, N, C) tokens
+        of models with a class token."""
+        out, grid = self._last_output(x, self.num_taps() - 1)
+        return self.as_features(self.final_norm()(out), grid)
+
+    def pool(self, x: Tensor) -> Tensor:
+        """``global_pool`` of forward_features' output (decided by the model, not by the
+        tensor's rank, so that FX can trace it)."""
+        return x.mean(dim=(2, 3)) if self.global_pool else x
+
+    @property
+    def features_are_tokens(self) -> bool:
+        """forward_features gives (B, N, C) tokens rather than an NCHW map."""
+        return False
 
     def forward_head(self, x: Tensor, pre_logits: bool = False) -> Tensor:
-        if x.dim() == 4:
-            x = x.mean(dim=(2, 3))
-        x = self.head_drop(x)
-        return x if pre_logits else self.head(x)
+        """Pooling, dropout, head; without pooling the head classifies every position of the
+        map ((B, H, W, classes)) or every token."""
+        x = self.head_drop(self.pool(x))
+        if pre_logits:
+            return x
+        if self.global_pool or self.features_are_tokens or not self.num_classes:
+            return self.head(x)
+        return self.head(x.permute(0, 2, 3, 1))
 
     def forward(self, x: Tensor) -> Tensor:
         return self.forward_head(self.forward_features(x))
 
+    def forward_intermediates(self, x: Tensor,
+                              indices: Optional[Union[int, Sequence[int]]] = None,
+                              norm: bool = False, stop_early: bool = False,
+                              output_fmt: str = 'NCHW', intermediates_only: bool = False
+                              ) -> Union[List[Tensor], Tuple[Tensor, List[Tensor]]]:
+        """timm's ``forward_intermediates``: the NCHW maps of the taps ``indices`` (None: all;
+        an int n: the last n; a sequence), and unless ``intermediates_only`` the final
+        features as ``forward_features`` gives them.
+
+        Args:
+            norm: apply the final norm to the last tap's map when it is taken.
+            stop_early: stop after the last tap taken (the final features are then that
+                tap's, normed).
+            output_fmt: 'NCHW' (the only layout offered).
+        """
+        if output_fmt != 'NCHW':
+            raise ValueError(f"output_fmt={output_fmt!r}: only 'NCHW' is offered")
+        count = self.num_taps()
+        taps, max_index = take_indices(count, indices)
+        last = max_index if stop_early or intermediates_only else count - 1
+        intermediates = []
+        for i, (out, grid) in enumerate(self.run_taps(x, last)):
+            if i in taps:
+                tap = self.final_norm()(out) if norm and i == count - 1 else out
+                intermediates.append(self.tap_to_map(tap, grid))
+        if intermediates_only:
+            return intermediates
+        return self.as_features(self.final_norm()(out), grid), intermediates
+
+    def prune_intermediate_layers(self, indices: Union[int, Sequence[int]] = 1,
+                                  prune_norm: bool = False, prune_head: bool = True
+                                  ) -> List[int]:
+        """timm's ``prune_intermediate_layers``: drop what follows the last tap of
+        ``indices``; the final norm (sized for the last tap) goes with ``prune_norm`` or when
+        taps are dropped, the head (and pooling) with ``prune_head`` or when taps are
+        dropped. Returns the taps to pass to ``forward_intermediates``."""
+        count = self.num_taps()
+        taps, max_index = take_indices(count, indices)
+        prune_end = max_index < count - 1
+        self.truncate_taps(max_index + 1)
+        if prune_norm or prune_end:
+            self.set_final_norm(nn.Identity())
+        if prune_end:
+            self.num_features = self.head_hidden_size = self.feature_info[max_index]['num_chs']
+        if prune_head or prune_end:
+            self.reset_classifier(0, '')
+        return taps
+
     def get_classifier(self) -> nn.Module:
         return self.head
 
-    def reset_classifier(self, num_classes: int, global_pool: Any = None) -> None:
+    def reset_classifier(self, num_classes: int, global_pool: Optional[str] = None) -> None:
+        """A new head for ``num_classes`` (0: none) on the model's device and dtype;
+        ``global_pool`` None keeps the pooling."""
+        self.global_pool = self._check_pool(
+            self.global_pool if global_pool is None else global_pool)
         self.num_classes = num_classes
-        self.head = nn.Linear(self.num_features, num_classes) if num_classes else nn.Identity()
+        self.head = self._new_head(num_classes)
+
+    def set_grad_checkpointing(self, enable: bool = True) -> None:
+        """Activation checkpointing of every block while training (the backbone's
+        ``with_cp``)."""
+        self.with_cp = enable
+
+    def group_matcher(self, coarse: bool = False) -> Callable[[str], int]:
+        """timm's parameter grouping for layer-wise lr decay: the layer depth of mmpretrain's
+        ``get_layer_depth`` (stem 0, block i counted through the stages i + 1, the rest
+        last). ``coarse`` groups the same way."""
+        return lambda name: self.get_layer_depth(name)[0]
 
     def no_weight_decay(self) -> set:
         """Position tables and class tokens (timm's optimizer factory leaves them undecayed)."""
@@ -99,10 +262,12 @@ class ClassifierMixin:
 
 class SlideSwinClassifier(ClassifierMixin, SlideSwinTransformer):
     """Slide-Swin + global average pooling of the normed last stage + linear head (Swin's)."""
+    backbone_cls = SlideSwinTransformer
 
     @classmethod
     def classification_kwargs(cls, kwargs):
-        arch = resolve_arch(kwargs.get('arch', 'tiny'), cls.arch_zoo, ('depths',))
+        arch = resolve_arch(kwargs.get('arch', 'tiny'), cls.arch_zoo, ('depths',),
+                            optional=('embed_dims', 'num_heads', 'drop_path_rate'))
         return dict(out_indices=(len(arch['depths']) - 1,))
 
     def feature_width(self) -> int:
@@ -112,13 +277,42 @@ class SlideSwinClassifier(ClassifierMixin, SlideSwinTransformer):
         return stage_feature_info([layer.blocks[0].norm1.normalized_shape[0]
                                    for layer in self.layers], 'layers.{i}')
 
+    def num_taps(self) -> int:
+        return len(self.layers)
+
+    def run_taps(self, x, last):
+        x = self.pos_drop(self.patch_embed(x))
+        for layer in self.layers[:last + 1]:
+            out, x = layer(x)
+            yield out, None
+
+    def tap_to_map(self, out, grid):
+        return out.permute(0, 3, 1, 2).contiguous()
+
+    def final_norm(self):
+        return self.out_norms[len(self.layers) - 1]
+
+    def set_final_norm(self, module):
+        self.out_norms[len(self.layers) - 1] = module
+
+    def truncate_taps(self, count):
+        self.layers = self.layers[:count]
+        self.out_norms = self.out_norms[:count]
+        self.layers[-1].downsample = None  # its output fed the dropped stage only
+
+    def set_grad_checkpointing(self, enable=True):
+        for layer in self.layers:
+            layer.with_cp = enable
+
 
 class SlidePVTClassifier(ClassifierMixin, SlidePVT):
     """Slide-PVT + global average pooling of the normed last stage + linear head."""
+    backbone_cls = SlidePVT
 
     @classmethod
     def classification_kwargs(cls, kwargs):
-        arch = resolve_arch(kwargs.get('arch', 'tiny'), cls.arch_zoo, ('depths',))
+        arch = resolve_arch(kwargs.get('arch', 'tiny'), cls.arch_zoo, ('depths',),
+                            optional=tuple(cls.pvt_v1))
         return dict(out_indices=(len(arch['depths']) - 1,))
 
     def feature_width(self) -> int:
@@ -128,11 +322,36 @@ class SlidePVTClassifier(ClassifierMixin, SlidePVT):
         return stage_feature_info([getattr(self, f'patch_embed{i + 1}').norm.normalized_shape[0]
                                    for i in range(self.num_stages)], 'block{n}')
 
+    def num_taps(self) -> int:
+        return self.num_stages
+
+    def run_taps(self, x, last):
+        for i in range(last + 1):
+            out = self.forward_stage(i, x)
+            yield out, None
+            x = out.permute(0, 3, 1, 2)
+
+    def tap_to_map(self, out, grid):
+        return out.permute(0, 3, 1, 2).contiguous()
+
+    def final_norm(self):
+        return self.norm
+
+    def set_final_norm(self, module):
+        self.norm = module
+
+    def truncate_taps(self, count):
+        for i in range(count + 1, self.num_stages + 1):
+            for name in (f'patch_embed{i}', f'pos_embed{i}', f'block{i}'):
+                delattr(self, name)
+        self.num_stages = count
+
 
 class PlainViTClassifierMixin(ClassifierMixin):
     """Plain ViT: final norm on the last block, then its class token (DeiT), or the average
     of its tokens for models without one (AFT-conv)."""
-    arch_keys = ('num_layers',)
+    arch_keys = ('embed_dims', 'num_layers')
+    arch_optional: Tuple[str, ...] = ('mlp_ratio',)
 
     @classmethod
     def has_class_token(cls, kwargs) -> bool:
@@ -140,9 +359,14 @@ class PlainViTClassifierMixin(ClassifierMixin):
 
     @classmethod
     def classification_kwargs(cls, kwargs):
-        depth = resolve_arch(kwargs.get('arch', 'small'), cls.arch_zoo, cls.arch_keys)
+        depth = resolve_arch(kwargs.get('arch', 'small'), cls.arch_zoo, cls.arch_keys,
+                             optional=cls.arch_optional)
         return dict(out_indices=(depth['num_layers'] - 1,), out_pyramid=False, final_norm=True,
                     out_type='cls_token' if cls.has_class_token(kwargs) else 'featmap')
+
+    @property
+    def pool_types(self) -> Tuple[str, ...]:
+        return ('token', 'avg', '') if self.cls_token is not None else ('avg', '')
 
     def feature_width(self) -> int:
         return self.embed_dims
@@ -150,13 +374,51 @@ class PlainViTClassifierMixin(ClassifierMixin):
     def stage_feature_info(self):
         return plain_vit_feature_info(self)
 
+    def num_taps(self) -> int:
+        return len(self.blocks)
+
+    def run_taps(self, x, last):
+        x, grid = self.tokens(x)
+        for block in self.blocks[:last + 1]:
+            x = checkpointed_call(block, x, grid, enabled=self.with_cp)
+            yield x, grid
+
+    def tap_to_map(self, out, grid):
+        return grid_tokens_to_map(out, grid, self.num_prefix_tokens)
+
+    @property
+    def features_are_tokens(self):
+        return self.cls_token is not None
+
+    def as_features(self, out, grid):
+        return out if self.features_are_tokens else self.tap_to_map(out, grid)
+
+    def pool(self, x):
+        if not self.features_are_tokens or not self.global_pool:
+            return super().pool(x)
+        if self.global_pool == 'token':
+            return x[:, 0]
+        return x[:, self.num_prefix_tokens:].mean(dim=1)
+
+    def final_norm(self):
+        return self.norm
+
+    def set_final_norm(self, module):
+        self.norm = module
+
+    def truncate_taps(self, count):
+        self.blocks = self.blocks[:count]
+
 
 class CBViTClassifier(PlainViTClassifierMixin, CBViT):
     """CB-ViT / CBS-ViT / ViT (``cb_mode``) with DeiT's class-token head."""
+    backbone_cls = CBViT
+    arch_keys = ('embed_dims', 'num_layers', 'num_heads')
 
 
 class AFTViTClassifier(PlainViTClassifierMixin, AFTViT):
     """AFT-full/local/simple (class token, as DeiT) or AFT-conv (global average pooling)."""
+    backbone_cls = AFTViT
 
     @classmethod
     def has_class_token(cls, kwargs) -> bool:
@@ -189,12 +451,18 @@ VARIANTS: Dict[str, Tuple[Type[ClassifierMixin], dict]] = {
 }
 
 
-def pretrained_cfg(name: str, num_classes: int) -> dict:
+def pretrained_cfg(name: str, model: nn.Module) -> dict:
     """timm's data config for a variant (what ``timm.data.resolve_data_config`` reads): the
-    papers' 224-px ImageNet evaluation (resize 256, centre crop 224, bicubic)."""
-    return dict(architecture=name, input_size=(3, 224, 224), crop_pct=0.875,
+    papers' 224-px ImageNet evaluation (resize 256, centre crop 224, bicubic), the first conv
+    (for ``in_chans`` adaptation) and the unpooled feature size at 224 px."""
+    stride = model.feature_info[-1]['reduction'] if isinstance(model.feature_info, list) \
+        else model.feature_info.reduction()[-1]
+    return dict(architecture=name, input_size=(3, 224, 224), fixed_input_size=False,
+                pool_size=(224 // stride, 224 // stride), crop_pct=0.875,
                 interpolation='bicubic', mean=IMAGENET_MEAN, std=IMAGENET_STD,
-                num_classes=num_classes, classifier='head')
+                num_classes=getattr(model, 'num_classes', 0), classifier='head',
+                first_conv='patch_embed1.proj' if isinstance(model, SlidePVT)
+                else 'patch_embed.proj')
 
 
 # timm.create_model arguments that are not the model's own.
@@ -202,35 +470,55 @@ _FACTORY_KEYS = ('pretrained_cfg', 'pretrained_cfg_overlay', 'cache_dir')
 
 
 def create(name: str, pretrained: bool = False, features_only: bool = False,
-           **kwargs) -> nn.Module:
-    """Build variant ``name``: the classifier, or with ``features_only`` the dense backbone."""
+           feature_cls: Optional[str] = None, **kwargs) -> nn.Module:
+    """Build variant ``name``: the classifier; with ``features_only`` the dense backbone, or
+    with ``feature_cls='getter'`` timm's ``FeatureGetterNet`` over the classifier's
+    ``forward_intermediates``."""
     cls, defaults = VARIANTS[name]
     if pretrained:
         raise RuntimeError(f'{name}: no public ImageNet weights exist; pretrain it (README '
                            '"Pretraining") and pass checkpoint_path=... to timm.create_model')
+    if feature_cls not in (None, 'getter'):
+        raise ValueError(f"feature_cls={feature_cls!r}: vitext models offer the dense backbone "
+                         "(default) or 'getter'")
     for key in _FACTORY_KEYS:
         kwargs.pop(key, None)
     device, dtype = kwargs.pop('device', None), kwargs.pop('dtype', None)
     if 'in_chans' in kwargs:  # timm's name
         kwargs['in_channels'] = kwargs.pop('in_chans')
     kwargs = {**defaults, **kwargs}
-    if features_only:
+    if features_only and feature_cls == 'getter':
+        model = _feature_getter(cls, kwargs)
+    elif features_only:
         model = _features_model(cls, kwargs)
     else:
         model = cls(**kwargs)
-        model.pretrained_cfg = model.default_cfg = pretrained_cfg(name, model.num_classes)
+    model.pretrained_cfg = model.default_cfg = pretrained_cfg(name, model)
     return model.to(device=device, dtype=dtype) if device or dtype else model
+
+
+def _feature_getter(cls: Type[ClassifierMixin], kwargs: Dict[str, Any]) -> nn.Module:
+    """timm's FeatureGetterNet: the classifier pruned after the last tap of ``out_indices``
+    (default: every tap), giving their NCHW maps."""
+    from timm.models._features import FeatureGetterNet
+    out_indices = kwargs.pop('out_indices', None)
+    model = cls(**kwargs)
+    getter = FeatureGetterNet(model, out_indices=out_indices or model.num_taps(),
+                              output_fmt='NCHW')
+    getter.in_chans = model.in_chans
+    return getter
 
 
 def _features_model(cls: Type[ClassifierMixin], kwargs: Dict[str, Any]) -> nn.Module:
     """The dense backbone with timm's ``feature_info`` (num_chs/reduction per output)."""
     from timm.models import FeatureInfo
-    backbone_cls = cls.__mro__[cls.__mro__.index(ClassifierMixin) + 1]
     if issubclass(cls, PlainViTClassifierMixin):
         kwargs.setdefault('out_pyramid', False)
     kwargs.pop('num_classes', None)
-    model = backbone_cls(**kwargs)
+    kwargs.pop('global_pool', None)
+    model = cls.backbone_cls(**kwargs)
     model.init_weights()
+    model.in_chans = kwargs.get('in_channels', 3)
     info = cls.stage_feature_info(model)
     if getattr(model, 'pyramid', None) is not None:  # strides 4, 8, 16, 32
         info = stage_feature_info([model.embed_dims] * 4, 'pyramid.fpn{n}')

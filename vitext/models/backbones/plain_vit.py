@@ -15,6 +15,9 @@ from ..layers import (PatchEmbed, ViTFeaturePyramid, check_int_in_range, check_o
                       to_2tuple)
 from .base import VitextBackbone
 
+# FX calls it as one function: it compares the input's grid with the table's.
+torch.fx.wrap('resize_pos_embed')
+
 
 def vit_checkpoint_filter(state: Dict[str, Tensor], model: 'PlainViT') -> Dict[str, Tensor]:
     """timm/DeiT-style ViT weights -> a PlainViT: names already match; a distillation token is

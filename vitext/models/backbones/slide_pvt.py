@@ -29,6 +29,8 @@ from ..weights import keep_at_init, slide_attention_layout
 from .base import SlideBackbone
 
 PVT_NORM = partial(nn.LayerNorm, eps=1e-6)  # PVT-v1's blocks and final norm
+# FX calls it as one function: it compares the input's grid with the table's.
+torch.fx.wrap('resize_grid_tokens')
 
 
 def pvt_v1_to_slide_attention(state: Dict[str, Tensor], model: 'SlidePVT') -> Dict[str, Tensor]:
