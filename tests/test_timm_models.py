@@ -191,3 +191,15 @@ def test_fx_trace(name, built):
     with torch.no_grad():
         torch.testing.assert_close(tuple(fx_model(x).values())[0], model(x), rtol=1e-4,
                                    atol=1e-5)
+
+
+@pytest.mark.parametrize('name', ['slide_swin_tiny', 'slide_pvt_tiny', 'aft_conv_tiny_32_11',
+                                  'aft_full_tiny', 'cb_vit_tiny'])
+def test_torch_export(name, built):
+    """torch.export (PyTorch's successor of TorchScript, which vitext does not support) records
+    every family; the exported program gives the model's output."""
+    model = built(name)
+    x = torch.randn(1, 3, SIZE, SIZE)
+    with torch.no_grad():
+        program = torch.export.export(model, (x,))
+        torch.testing.assert_close(program.module()(x), model(x), rtol=1e-4, atol=1e-5)

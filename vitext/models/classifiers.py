@@ -84,6 +84,8 @@ class ClassifierMixin:
     """
     pool_types: Tuple[str, ...] = ('avg', '')
     backbone_cls: type  # the dense backbone this classifier extends
+    first_conv = 'patch_embed.proj'
+    feature_stride = 32  # of forward_features at the variants' settings
 
     def __init__(self, num_classes: int = 1000, global_pool: Optional[str] = None, **kwargs):
         super().__init__(**kwargs, **self.classification_kwargs(kwargs))
@@ -308,6 +310,7 @@ class SlideSwinClassifier(ClassifierMixin, SlideSwinTransformer):
 class SlidePVTClassifier(ClassifierMixin, SlidePVT):
     """Slide-PVT + global average pooling of the normed last stage + linear head."""
     backbone_cls = SlidePVT
+    first_conv = 'patch_embed1.proj'
 
     @classmethod
     def classification_kwargs(cls, kwargs):
@@ -352,6 +355,7 @@ class PlainViTClassifierMixin(ClassifierMixin):
     of its tokens for models without one (AFT-conv)."""
     arch_keys = ('embed_dims', 'num_layers')
     arch_optional: Tuple[str, ...] = ('mlp_ratio',)
+    feature_stride = 16  # the patch size of the variants
 
     @classmethod
     def has_class_token(cls, kwargs) -> bool:
@@ -451,18 +455,21 @@ VARIANTS: Dict[str, Tuple[Type[ClassifierMixin], dict]] = {
 }
 
 
-def pretrained_cfg(name: str, model: nn.Module) -> dict:
+def pretrained_cfg(name: str) -> dict:
     """timm's data config for a variant (what ``timm.data.resolve_data_config`` reads): the
     papers' 224-px ImageNet evaluation (resize 256, centre crop 224, bicubic), the first conv
-    (for ``in_chans`` adaptation) and the unpooled feature size at 224 px."""
-    stride = model.feature_info[-1]['reduction'] if isinstance(model.feature_info, list) \
-        else model.feature_info.reduction()[-1]
+    (for ``in_chans`` adaptation) and the unpooled feature size at 224 px. No weights: no
+    ``url`` or ``hf_hub_id``."""
+    cls, _ = VARIANTS[name]
     return dict(architecture=name, input_size=(3, 224, 224), fixed_input_size=False,
-                pool_size=(224 // stride, 224 // stride), crop_pct=0.875,
-                interpolation='bicubic', mean=IMAGENET_MEAN, std=IMAGENET_STD,
-                num_classes=getattr(model, 'num_classes', 0), classifier='head',
-                first_conv='patch_embed1.proj' if isinstance(model, SlidePVT)
-                else 'patch_embed.proj')
+                pool_size=(224 // cls.feature_stride, 224 // cls.feature_stride),
+                crop_pct=0.875, interpolation='bicubic', mean=IMAGENET_MEAN, std=IMAGENET_STD,
+                num_classes=1000, classifier='head', first_conv=cls.first_conv)
+
+
+# Read by timm's register_model from this module (its convention): each name's pretrained
+# config enters timm's registry (timm.models.get_pretrained_cfg, list_models(name_matches_cfg)).
+default_cfgs = {name: pretrained_cfg(name) for name in VARIANTS}
 
 
 # timm.create_model arguments that are not the model's own.
@@ -493,7 +500,8 @@ def create(name: str, pretrained: bool = False, features_only: bool = False,
         model = _features_model(cls, kwargs)
     else:
         model = cls(**kwargs)
-    model.pretrained_cfg = model.default_cfg = pretrained_cfg(name, model)
+    model.pretrained_cfg = model.default_cfg = {**default_cfgs[name],
+                                                 'num_classes': getattr(model, 'num_classes', 0)}
     return model.to(device=device, dtype=dtype) if device or dtype else model
 
 
