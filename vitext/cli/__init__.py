@@ -5,6 +5,7 @@ its argument parser and what it does, and the checkout's ``tools/*.py`` (the whe
 ``vitext/.mim/tools/*.py``) call the same ``main``, so both forms take the same arguments and
 print the same help.
 """
+import argparse
 import difflib
 import importlib
 import sys
@@ -50,6 +51,13 @@ def _unknown_command(name: str) -> str:
     close = difflib.get_close_matches(name, list(COMMANDS), n=1)
     hint = f'; did you mean {close[0]!r}?' if close else ''
     return f'vitext: unknown command {name!r} (commands: {", ".join(COMMANDS)}){hint}'
+
+
+def add_launcher_arguments(parser: argparse.ArgumentParser) -> None:
+    """``--launcher`` and ``--local_rank`` as mmengine's launchers pass them (train, test)."""
+    parser.add_argument('--launcher', choices=['none', 'pytorch', 'slurm', 'mpi'],
+                        default='none', help='job launcher')
+    parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
 
 
 def main(argv: Optional[List[str]] = None) -> int:

@@ -11,6 +11,8 @@ from typing import List, Optional
 
 from mmengine.config import DictAction
 
+from . import add_launcher_arguments
+
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog='vitext test',
@@ -27,9 +29,7 @@ def build_parser() -> argparse.ArgumentParser:
                         '(e.g. merge Slide attention\'s shift convs) after loading the checkpoint')
     parser.add_argument('--cfg-options', nargs='+', action=DictAction,
                         help='override config settings, e.g. test_dataloader.batch_size=2')
-    parser.add_argument('--launcher', choices=['none', 'pytorch', 'slurm', 'mpi'],
-                        default='none', help='job launcher')
-    parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
+    add_launcher_arguments(parser)
     return parser
 
 

@@ -10,6 +10,8 @@ from typing import List, Optional
 
 from mmengine.config import DictAction
 
+from . import add_launcher_arguments
+
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog='vitext train',
@@ -27,9 +29,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument('--cfg-options', nargs='+', action=DictAction,
                         help='override config settings, e.g. train_cfg.max_iters=100 '
                         'key="[a,b]" for lists; no white space')
-    parser.add_argument('--launcher', choices=['none', 'pytorch', 'slurm', 'mpi'],
-                        default='none', help='job launcher')
-    parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
+    add_launcher_arguments(parser)
     return parser
 
 
