@@ -1,8 +1,10 @@
 """vitext's package metadata.
 
-``install_requires`` states the ranges vitext works with, so that installing vitext into an
-existing OpenMMLab environment keeps its torch, mmcv and friends; the exact versions measured on
-the project's machines are pinned in requirements/runtime.txt for tools/setup_env.sh.
+``install_requires`` and the extras state the ranges vitext works with, so that installing vitext
+into an existing OpenMMLab environment keeps its torch, mmcv and friends (``[openmmlab]``/``[det]``
+for OpenMMLab's distributions, ``[onedl]``/``[onedl-det]`` for the onedl-* fork's); the exact
+versions measured on the project's machines are pinned in requirements/runtime.txt for
+tools/setup_env.sh.
 
 The wheel also carries the checkout's ``configs/`` and ``tools/`` under ``vitext/.mim`` (the
 OpenMMLab layout; ``vitext::`` config bases are read from there, see vitext/config_scope.py).
@@ -32,6 +34,18 @@ ABOUT = read_about()
 
 INSTALL_REQUIRES = [
     f'torch>={ABOUT["TORCH_MIN_VERSION"]}',  # vitext/version.py says why
+    # mmengine resolves mmseg::/mmdet:: config bases (vitext's configs use them) with
+    # pkg_resources, which setuptools 82 removed
+    'setuptools<82',
+    'ftfy', 'regex',  # imported by mmseg 1.2.2 unconditionally, not declared by it
+    'numpy', 'scipy', 'matplotlib',
+    'safetensors',  # .safetensors checkpoints
+]
+# The OpenMMLab stack comes from one of two sets of distributions holding the same modules (mmcv,
+# mmengine, mmseg, mmdet): OpenMMLab's own or the maintained onedl-* fork. A plain requirement on
+# one set would make pip install it over the other, so each is an extra; `import vitext` names
+# what is missing.
+OPENMMLAB = [
     # mmseg 1.2.2 and mmdet 3.3.0 refuse mmcv >= 2.2.0; mmcv needs its compiled ops.
     'mmcv>=2.0.0,<2.2.0',
     # before 0.10.6, importing mmengine.optim on torch >= 2.5 with transformers installed fails:
@@ -39,17 +53,19 @@ INSTALL_REQUIRES = [
     'mmengine>=0.10.6,<1.0.0',
     # the mmseg 1.x API vitext registers into; 1.2.2 is the release vitext is measured with
     'mmsegmentation>=1.2.2,<2.0.0',
-    'ftfy', 'regex',  # imported by mmseg 1.2.2 unconditionally, not declared by it
-    # mmengine resolves mmseg::/mmdet:: config bases (vitext's configs use them) with
-    # pkg_resources, which setuptools 82 removed
-    'setuptools<82',
-    'numpy', 'scipy', 'matplotlib',
-    'safetensors',  # .safetensors checkpoints
 ]
+# floors: the fork's releases vitext's tests ran with; mmpretrain 1.3.6 of the fork refuses
+# mmcv >= 2.4.0
+ONEDL = ['onedl-mmcv>=2.3.6,<2.4.0', 'onedl-mmengine>=0.10.12,<1.0.0',
+         'onedl-mmsegmentation>=1.4.2,<2.0.0']
 EXTRAS_REQUIRE = {
-    'det': ['mmdet>=3.3.0,<4.0.0'],  # detection configs (Mask R-CNN, RetinaNet, Cascade)
-    'tests': ['mmdet>=3.3.0,<4.0.0', 'timm>=1.0', 'onnx', 'onnxruntime', 'pytest',
-              'pytest-timeout'],
+    'openmmlab': OPENMMLAB,
+    # detection configs (Mask R-CNN, RetinaNet, Cascade)
+    'det': OPENMMLAB + ['mmdet>=3.3.0,<4.0.0'],
+    'onedl': ONEDL,
+    'onedl-det': ONEDL + ['onedl-mmdetection>=3.5.1,<4.0.0'],
+    # with [det] or [onedl-det]: the tests exercise detection
+    'tests': ['timm>=1.0', 'onnx', 'onnxruntime', 'pytest', 'pytest-timeout'],
 }
 
 

@@ -97,25 +97,57 @@ def test_wheel_holds_every_package_and_the_configs(wheel):
     assert not any(n.startswith('vitext/.mim/tools/gpu/') for n in names)
 
 
+def wheel_requirements(path, extra=None):
+    """The wheel's Requires-Dist by distribution name: the unconditional ones, plus those of
+    ``extra`` when given."""
+    requires = {}
+    for line in wheel_metadata(path).splitlines():
+        if line.startswith('Requires-Dist:'):
+            req = Requirement(line.split(':', 1)[1].strip())
+            if req.marker is None or (extra and req.marker.evaluate({'extra': extra})):
+                requires.setdefault(req.name, []).append(req)
+    return requires
+
+
+UPSTREAM_STACK = ('mmcv', 'mmengine', 'mmsegmentation')
+FORK_STACK = ('onedl-mmcv', 'onedl-mmengine', 'onedl-mmsegmentation')
+
+
 def test_wheel_metadata_states_ranges_not_pins(wheel):
     """Installing vitext must not replace the user's torch/mmcv/mmseg/mmengine; the floors are the
     ones the code checks."""
     from vitext.version import TORCH_MIN_VERSION
-    requires = {}
-    for line in wheel_metadata(wheel).splitlines():
-        if line.startswith('Requires-Dist:'):
-            req = Requirement(line.split(':', 1)[1].strip())
-            requires.setdefault(req.name, []).append(req)
-    for name in ('torch', 'mmcv', 'mmsegmentation', 'mmengine'):
-        (req,) = [r for r in requires[name] if r.marker is None]
+    requires = wheel_requirements(wheel, 'openmmlab')
+    for name in ('torch',) + UPSTREAM_STACK:
+        (req,) = requires[name]
         assert all(s.operator != '==' for s in req.specifier), f'{name} pinned: {req}'
     (torch_req,) = requires['torch']
     assert str(torch_req.specifier) == f'>={TORCH_MIN_VERSION}'
     (mmcv,) = requires['mmcv']
     assert mmcv.specifier.contains('2.0.0') and mmcv.specifier.contains('2.1.0')
     assert not mmcv.specifier.contains('2.2.0')  # mmseg 1.2.2 and mmdet 3.3.0 refuse it
-    assert not any(r.marker is None for r in requires['mmdet'])  # optional
-    assert any(r.marker.evaluate({'extra': 'det'}) for r in requires['mmdet'])
+    assert 'mmdet' not in requires
+    assert set(UPSTREAM_STACK) | {'mmdet'} <= set(wheel_requirements(wheel, 'det'))
+
+
+def test_wheel_metadata_leaves_the_openmmlab_stack_to_extras(wheel):
+    """The fork's distributions (onedl-*) hold the same modules as upstream's under other names:
+    a plain requirement on one set would make pip install it next to the other, so vitext names
+    neither unconditionally; ``[openmmlab]``/``[det]`` name upstream's, ``[onedl]``/``[onedl-det]``
+    the fork's."""
+    either_stack = set(UPSTREAM_STACK) | set(FORK_STACK) | {'mmdet', 'onedl-mmdetection'}
+    for extra in (None, 'tests'):
+        assert not set(wheel_requirements(wheel, extra)) & either_stack, extra
+    fork = wheel_requirements(wheel, 'onedl')
+    assert set(FORK_STACK) <= set(fork) and not set(UPSTREAM_STACK) & set(fork)
+    for name in FORK_STACK:
+        (req,) = fork[name]
+        assert all(s.operator != '==' for s in req.specifier), f'{name} pinned: {req}'
+    (mmcv,) = fork['onedl-mmcv']
+    assert mmcv.specifier.contains('2.3.6')  # the version vitext's tests ran with
+    fork_det = wheel_requirements(wheel, 'onedl-det')
+    assert set(FORK_STACK) | {'onedl-mmdetection'} <= set(fork_det)
+    assert not (set(UPSTREAM_STACK) | {'mmdet'}) & set(fork_det)
 
 
 def test_wheel_installs_the_vitext_command(wheel):
