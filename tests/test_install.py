@@ -257,6 +257,35 @@ def test_import_names_the_torch_floor_when_torch_is_older(tmp_path):
                      r'the installed torch is 2\.3\.1', result.stderr), result.stderr[-2000:]
 
 
+# ``sys.modules[name] = None`` makes a module absent to find_spec and import alike.
+HIDE_MMSEG = "import sys; sys.modules['mmseg'] = None\n"
+HIDE_STACK = "import sys; sys.modules.update(mmengine=None, mmcv=None, mmseg=None)\n"
+
+
+def test_import_names_what_of_the_openmmlab_stack_is_missing(tmp_path):
+    result = run_outside_checkout(tmp_path, HIDE_MMSEG + 'import vitext', ROOT)
+    assert result.returncode != 0
+    (line,) = [l for l in result.stderr.splitlines() if l.startswith('ImportError:')]
+    assert 'missing here: mmseg.' in line and 'mmengine,' not in line.split('missing here')[1]
+    assert "'vitext[openmmlab]'" in line and "'vitext[onedl]'" in line
+
+
+def test_without_the_openmmlab_stack_the_ops_import_and_the_command_names_it(tmp_path):
+    result = run_outside_checkout(tmp_path, HIDE_STACK + textwrap.dedent("""
+        import torch
+        from vitext.ops.broadcast import ContextBroadcast
+        print('OPS', tuple(ContextBroadcast()(torch.ones(1, 4, 2)).shape))
+        from vitext.cli import main
+        sys.exit(main(['flops', 'my_config.py']))
+        """), ROOT)
+    assert 'OPS (1, 4, 2)' in result.stdout, result.stderr[-2000:]
+    assert result.returncode == 2, result.stderr[-2000:]
+    (line,) = result.stderr.strip().splitlines()
+    assert line.startswith('vitext flops: ') and 'missing here: mmengine, mmcv, mmseg.' in line
+    assert "'vitext[onedl]'" in line
+
+
+
 def run_offline_installer(bundle, *args):
     return subprocess.run(['bash', osp.join(ROOT, 'tools', 'gpu', 'install_offline.sh'), str(bundle),
                            '--python', sys.executable, '--dry-run', *args],

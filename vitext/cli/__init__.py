@@ -11,6 +11,7 @@ import importlib
 import sys
 from typing import Dict, List, NamedTuple, Optional
 
+from .. import OPENMMLAB_MODULES, missing_openmmlab_modules, openmmlab_missing_message
 from ..version import __version__
 
 
@@ -80,6 +81,14 @@ def main(argv: Optional[List[str]] = None) -> int:
     if name not in COMMANDS:
         print(_unknown_command(name), file=sys.stderr)
         return 2
-    command = importlib.import_module(f'{__name__}.{COMMANDS[name].module}')
+    try:
+        command = importlib.import_module(f'{__name__}.{COMMANDS[name].module}')
+    except ModuleNotFoundError as error:
+        # vitext imports without the OpenMMLab stack (for vitext.ops); its commands do not
+        if (error.name or '').split('.')[0] not in OPENMMLAB_MODULES:
+            raise
+        print(f'vitext {name}: {openmmlab_missing_message(missing_openmmlab_modules())}',
+              file=sys.stderr)
+        return 2
     command.main(args)
     return 0
