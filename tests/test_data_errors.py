@@ -1,5 +1,6 @@
 """A corrupt image, label or annotation file fails with one message naming it; tiny inputs
 run."""
+import glob
 import json
 import os
 import os.path as osp
@@ -14,7 +15,10 @@ from mmengine.registry import DefaultScope
 from vitext.apis import ConfigError, check_data, load_config
 from vitext.data.transforms import CorruptDataError
 
-from conftest import DEMO_DET, DEMO_SEG, det_options
+from conftest import DEMO_DET, DEMO_SEG, ROOT, det_options
+
+# Every segmentation config (ADE20K and its synthetic stand-in), and the data set base itself.
+SEG_CONFIGS = sorted(glob.glob(osp.join(ROOT, 'configs', '**', '*ade20k*.py'), recursive=True))
 
 
 def build_val_dataset(data_root):
@@ -145,6 +149,42 @@ def test_one_pixel_wide_image_and_label_load(ade_copy, height, width):
     cv2.imwrite(val_label(ade_copy, 1), np.full((height, width), 4, np.uint8))
     seg = build_val_dataset(ade_copy)[0]['data_samples'].gt_sem_seg.data
     assert tuple(seg.shape) == (1, height, width) and (seg == 3).all()
+
+
+@pytest.fixture(scope='module')
+def exif_rotated_jpeg(ade_root, tmp_path_factory):
+    """A square validation image saved again with an EXIF orientation tag (6: shown turned 90
+    degrees clockwise), and its pixels as stored."""
+    from PIL import Image
+    path = str(tmp_path_factory.mktemp('exif') / 'ADE_val_00000001.jpg')
+    exif = Image.Exif()
+    exif[0x0112] = 6  # Orientation
+    Image.open(val_image(ade_root, 1)).save(path, exif=exif, quality=95)
+    stored = cv2.imread(path, cv2.IMREAD_COLOR | cv2.IMREAD_IGNORE_ORIENTATION)
+    assert not np.array_equal(cv2.imread(path), stored)  # decoders turn it by default
+    return path, stored
+
+
+@pytest.mark.parametrize('path', SEG_CONFIGS, ids=lambda p: osp.relpath(p, ROOT))
+def test_segmentation_images_are_read_as_stored(path, exif_rotated_jpeg):
+    """ADE20K's label maps are drawn on the stored pixels; mmcv's default image loading obeys a
+    JPEG's EXIF orientation, which turned a square image against its label (it trained and
+    scored). Every image loader of every pipeline of the segmentation configs reads it as
+    stored."""
+    from mmengine.config import Config
+    from mmseg.registry import TRANSFORMS
+    from vitext.apis import _pipeline_transforms
+    image, stored = exif_rotated_jpeg
+    cfg = Config.fromfile(path)
+    pipelines = [cfg.get(key) for key in ('train_pipeline', 'test_pipeline', 'tta_pipeline')]
+    pipelines += [cfg.get(loader, {}).get('dataset', {}).get('pipeline')
+                  for loader in ('train_dataloader', 'val_dataloader', 'test_dataloader')]
+    loaders = [t for t in _pipeline_transforms(pipelines) if t['type'] == 'LoadImageFromFile']
+    assert loaders
+    with DefaultScope.overwrite_default_scope('mmseg'):
+        for loader in loaders:
+            loaded = TRANSFORMS.build(loader)(dict(img_path=image))['img']
+            assert np.array_equal(loaded, stored), loader
 
 
 def _damage(ann, damage):

@@ -17,7 +17,7 @@ model = dict(
     auxiliary_head=dict(in_channels=64, channels=32, norm_cfg=norm_cfg))
 
 train_pipeline = [
-    dict(type='LoadImageFromFile'),
+    dict(type='LoadImageFromFile', color_type='color_ignore_orientation'),  # as ade20k.py
     dict(type='LoadSegAnnotations', reduce_zero_label=True),
     dict(type='RandomResize', scale=img_scale, ratio_range=(0.75, 1.5), keep_ratio=True),
     dict(type='RandomCrop', crop_size=crop_size, cat_max_ratio=0.75),
@@ -26,7 +26,7 @@ train_pipeline = [
     dict(type='PackSegInputs')
 ]
 test_pipeline = [
-    dict(type='LoadImageFromFile'),
+    dict(type='LoadImageFromFile', color_type='color_ignore_orientation'),  # as ade20k.py
     dict(type='Resize', scale=img_scale, keep_ratio=True),
     dict(type='LoadSegAnnotations', reduce_zero_label=True),
     dict(type='PackSegInputs')

@@ -1,12 +1,15 @@
 # ADE20K, 512x512 crops (SPEC §4): resize (2048, 512) ratio 0.5-2.0, cat_max_ratio 0.75, flip,
 # photometric distortion; single-scale test at (2048, 512), TTA = multi-scale + flip.
 # Labels are loaded by vitext's LoadSegAnnotations, which names a corrupt/mismatched label file.
+# Images are read as stored, ignoring a JPEG's EXIF orientation tag: ADE20K's label maps are drawn
+# on the stored pixels, and mmcv's default (color_type='color') would turn a tagged image against
+# its label.
 dataset_type = 'ADE20KDataset'
 data_root = 'data/ade/ADEChallengeData2016'
 crop_size = (512, 512)
 img_scale = (2048, 512)
 train_pipeline = [
-    dict(type='LoadImageFromFile'),
+    dict(type='LoadImageFromFile', color_type='color_ignore_orientation'),
     dict(type='LoadSegAnnotations', reduce_zero_label=True),
     dict(type='RandomResize', scale=img_scale, ratio_range=(0.5, 2.0), keep_ratio=True),
     dict(type='RandomCrop', crop_size=crop_size, cat_max_ratio=0.75),
@@ -15,7 +18,7 @@ train_pipeline = [
     dict(type='PackSegInputs')
 ]
 test_pipeline = [
-    dict(type='LoadImageFromFile'),
+    dict(type='LoadImageFromFile', color_type='color_ignore_orientation'),
     dict(type='Resize', scale=img_scale, keep_ratio=True),
     # Labels are loaded after Resize: evaluation is at the original resolution.
     dict(type='LoadSegAnnotations', reduce_zero_label=True),
@@ -23,7 +26,7 @@ test_pipeline = [
 ]
 img_ratios = [0.5, 0.75, 1.0, 1.25, 1.5, 1.75]
 tta_pipeline = [
-    dict(type='LoadImageFromFile', backend_args=None),
+    dict(type='LoadImageFromFile', color_type='color_ignore_orientation', backend_args=None),
     dict(
         type='TestTimeAug',
         transforms=[
