@@ -34,10 +34,6 @@ ABOUT = read_about()
 
 INSTALL_REQUIRES = [
     f'torch>={ABOUT["TORCH_MIN_VERSION"]}',  # vitext/version.py says why
-    # mmengine resolves mmseg::/mmdet:: config bases (vitext's configs use them) with
-    # pkg_resources, which setuptools 82 removed
-    'setuptools<82',
-    'ftfy', 'regex',  # imported by mmseg 1.2.2 unconditionally, not declared by it
     'numpy', 'scipy', 'matplotlib',
     'safetensors',  # .safetensors checkpoints
 ]
@@ -53,6 +49,10 @@ OPENMMLAB = [
     'mmengine>=0.10.6,<1.0.0',
     # the mmseg 1.x API vitext registers into; 1.2.2 is the release vitext is measured with
     'mmsegmentation>=1.2.2,<2.0.0',
+    'ftfy', 'regex',  # imported by mmseg 1.2.2 unconditionally, not declared by it
+    # mmengine 0.10.7 resolves mmseg::/mmdet:: config bases (vitext's configs use them) with
+    # pkg_resources, which setuptools 82 removed (the fork's mmengine does not use it)
+    'setuptools<82',
 ]
 # floors: the fork's releases vitext's tests ran with; mmpretrain 1.3.6 of the fork refuses
 # mmcv >= 2.4.0
