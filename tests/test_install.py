@@ -247,6 +247,22 @@ def test_vitext_scope_reads_a_base_in_the_configs_own_scope(tmp_path):
     assert cfg.custom_imports.imports == ['vitext']
 
 
+def test_a_scope_resolves_through_the_distribution_that_holds_its_module(tmp_path, monkeypatch):
+    """The onedl-* fork installs the mmseg module as onedl-mmsegmentation, where mmengine's
+    table names mmsegmentation (then mmseg:: bases are "not installed"): the table pointing at a
+    distribution that is not installed stands for it."""
+    import vitext  # noqa: F401
+    from mmengine.config import Config
+    from mmengine.config.utils import MODULE2PACKAGE
+    from vitext.config_scope import map_modules_to_installed_distributions
+    monkeypatch.setitem(MODULE2PACKAGE, 'mmseg', 'no-such-mmsegmentation-distribution')
+    cfg = tmp_path / 'cfg.py'
+    cfg.write_text("_base_ = ['mmseg::_base_/models/upernet_swin.py']\n")
+    map_modules_to_installed_distributions()
+    assert MODULE2PACKAGE['mmseg'] != 'no-such-mmsegmentation-distribution'
+    assert Config.fromfile(str(cfg)).model.type == 'EncoderDecoder'
+
+
 def test_import_names_the_torch_floor_when_torch_is_older(tmp_path):
     """Simulated with the installed torch reporting an older version."""
     from vitext.version import TORCH_MIN_VERSION

@@ -16,8 +16,10 @@ modules), not tagged ``_scope_='vitext'`` as mmengine tags an ``mmseg::`` base's
 vitext has no registries of its own.
 """
 import difflib
+import importlib.util
 import os
 import os.path as osp
+from importlib import metadata
 
 PREFIX = 'vitext::'
 MIM_ROOT = osp.join(osp.dirname(osp.abspath(__file__)), '.mim')
@@ -46,10 +48,41 @@ def config_path(name: str) -> str:
     raise FileNotFoundError(f'{name!r}: no such vitext config under {CONFIG_ROOT}{hint}')
 
 
+def _distribution_installed(name: str) -> bool:
+    try:
+        metadata.distribution(name)
+    except metadata.PackageNotFoundError:
+        return False
+    return True
+
+
+def map_modules_to_installed_distributions() -> None:
+    """Point mmengine's module -> distribution table (``MODULE2PACKAGE``) at the distribution
+    that holds each module here, where the one it names is not installed.
+
+    mmengine resolves ``mmseg::`` bases through the distribution its table names
+    (``mmsegmentation``); the onedl-* fork installs the same module as ``onedl-mmsegmentation``,
+    so mmengine would call mmseg "not installed" and refuse vitext's configs.
+    """
+    from mmengine.config.utils import MODULE2PACKAGE
+
+    holders = None  # metadata.packages_distributions() reads every distribution: only if needed
+    for module, distribution in MODULE2PACKAGE.items():
+        if _distribution_installed(distribution) or importlib.util.find_spec(module) is None:
+            continue
+        holders = metadata.packages_distributions() if holders is None else holders
+        if holders.get(module):
+            MODULE2PACKAGE[module] = holders[module][0]
+
+
 def install() -> None:
-    """Make mmengine's ``Config`` resolve ``vitext::`` bases through :func:`config_path`.
-    Idempotent; other scopes keep mmengine's own resolution."""
+    """Make mmengine's ``Config`` resolve ``vitext::`` bases through :func:`config_path`, and
+    OpenMMLab scopes through the distributions installed here
+    (:func:`map_modules_to_installed_distributions`). Idempotent; other scopes keep mmengine's
+    own resolution."""
     from mmengine.config import Config
+
+    map_modules_to_installed_distributions()
 
     resolve = Config._get_cfg_path
     if getattr(resolve, 'resolves_vitext', False):
