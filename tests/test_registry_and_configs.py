@@ -161,5 +161,28 @@ def test_config_errors(tmp_path):
         load_config(str(other))
 
 
+@pytest.mark.parametrize('tool', ['train', 'test'])
+@pytest.mark.parametrize('key,value,message', [
+    ('std', [0, 0, 0], r'model.data_preprocessor.std\[0\]=0; expected a finite number above 0'),
+    ('std', [58.4, float('nan'), 57.4], r'model.data_preprocessor.std\[1\]=nan; expected'),
+    ('std', [58.4, 57.1, -57.4], r'model.data_preprocessor.std\[2\]=-57.4; expected'),
+    ('mean', [123.7, float('inf'), 103.5], r'model.data_preprocessor.mean\[1\]=inf; expected a '
+                                          r'finite number$'),
+], ids=['zero std', 'nan std', 'negative std', 'infinite mean'])
+def test_normalisation_must_divide_by_finite_positive_numbers(tool, key, value, message,
+                                                              tmp_path):
+    """std=[0, 0, 0] made every input infinite or NaN, and a test still ended with a score.
+    Refused before anything is read (neither the data nor the checkpoint here exist)."""
+    from vitext import apis
+    options = {f'model.data_preprocessor.{key}': value,
+               f'{tool}_dataloader.dataset.data_root': str(tmp_path / 'no_data')}
+    with pytest.raises(ConfigError, match=message):
+        if tool == 'train':
+            apis.train(DEMO_SEG, work_dir=str(tmp_path), cfg_options=options)
+        else:
+            apis.test(DEMO_SEG, str(tmp_path / 'missing.pth'), work_dir=str(tmp_path),
+                      cfg_options=options)
+
+
 def test_version():
     assert vitext.__version__

@@ -100,6 +100,30 @@ def check_optimizer(cfg: Config) -> None:
         raise ConfigError(f'{key}={value} is not a finite number')
 
 
+def check_normalisation(model_cfg: dict) -> None:
+    """The model's ``data_preprocessor`` mean and std must be finite numbers, std above 0: the
+    images are divided by std, and a zero or non-finite value gives infinite or NaN inputs that
+    train and evaluate to a score without an error.
+
+    Args:
+        model_cfg: the config's ``model`` (before a TTA wrapper).
+    """
+    preprocessor = model_cfg.get('data_preprocessor') or {}
+    for name in ('mean', 'std'):
+        values = preprocessor.get(name)
+        if values is None:  # no normalisation
+            continue
+        indexed = (enumerate(values) if isinstance(values, (list, tuple))
+                   else [(None, values)])
+        for i, value in indexed:
+            number = isinstance(value, (int, float)) and not isinstance(value, bool)
+            if not (number and math.isfinite(value) and (name == 'mean' or value > 0)):
+                key = f'model.data_preprocessor.{name}' + ('' if i is None else f'[{i}]')
+                expected = 'a finite number' + (' above 0 (the images are divided by it)'
+                                                 if name == 'std' else '')
+                raise ConfigError(f'{key}={value!r}; expected {expected}')
+
+
 def _leaf_datasets(dataset: dict, key: str) -> Iterator[Tuple[str, dict]]:
     """(config key, config) of every dataset that reads files, inside Concat/Repeat wrappers."""
     if 'datasets' in dataset:  # ConcatDataset
@@ -323,6 +347,7 @@ def train(config: str, work_dir: Optional[str] = None, resume: bool = False, amp
             cfg.optim_wrapper.loss_scale = 'dynamic'
     cfg.resume = resume
     check_optimizer(cfg)
+    check_normalisation(cfg.model)
     if launcher != 'none':
         setup_cpu_distributed(cfg, launcher)
     check_model_types(cfg)
@@ -383,6 +408,7 @@ def test(config: str, checkpoint: str, work_dir: Optional[str] = None, out: Opti
         cfg.test_evaluator['output_dir'] = out
         cfg.test_evaluator['keep_results'] = True
     check_model_types(cfg)
+    check_normalisation(model_cfg)
     check_data(cfg, ('test_dataloader',))
     check_checkpoint_fits(cfg, checkpoint, model_cfg)
     runner = _build_runner(cfg)
