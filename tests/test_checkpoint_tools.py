@@ -129,3 +129,22 @@ def test_test_tool_names_a_directory(ade_root, tmp_path):
     assert proc.stderr.strip().splitlines()[-1] == (
         f"IsADirectoryError: checkpoint '{tmp_path}' is a directory, not a checkpoint file "
         '(name a .pth or .safetensors file)')
+
+
+@pytest.mark.parametrize('conversion,source', [
+    ('deit-to-aft', {'encoder.layers.0.weight': torch.ones(2, 2)}),
+    ('deit-to-aft', {'head.weight': torch.ones(10, 384)}),  # a classifier alone
+    ('swin-to-slide-swin', {}),
+], ids=['unknown names', 'classifier only', 'empty'])
+def test_convert_tool_refuses_a_source_it_takes_nothing_from(conversion, source, tmp_path,
+                                                              capsys):
+    """A conversion that took no tensor from the source saved the target's own initialisation
+    as if converted, and exited 0."""
+    from vitext.cli.convert import main
+    src, out = tmp_path / 'src.pth', tmp_path / 'out.pth'
+    torch.save(dict(state_dict=source), src)
+    with pytest.raises(SystemExit) as exit_info:
+        main([conversion, str(src), str(out), '--arch', 'tiny'])
+    message = str(exit_info.value.code)
+    assert message.startswith(f'{src}: no tensor of the source fits ') and '\n' not in message
+    assert not out.exists()

@@ -34,6 +34,18 @@ class Transfer(NamedTuple):
 
 def _complete(model: nn.Module, taken: Dict[str, Tensor], source: Dict[str, Tensor],
               used: set) -> Transfer:
+    """The model's whole state dict with the ``taken`` tensors in place.
+
+    Raises:
+        ValueError: nothing was taken (the source is of another model: saving the model's own
+            initialisation as converted weights would pass for a conversion), or a taken
+            tensor's shape differs from the model's.
+    """
+    if not taken:
+        shown = ', '.join(list(source)[:5]) + (', ...' if len(source) > 5 else '')
+        raise ValueError(f'no tensor of the source fits {type(model).__name__} (its keys '
+                         f'besides a classifier\'s: {shown or "none"}); expected the weights of '
+                         'the model this conversion starts from')
     own = model.state_dict()
     wrong = [f'{k}: source {tuple(v.shape)} vs model {tuple(own[k].shape)}'
              for k, v in taken.items() if k in own and v.shape != own[k].shape]
