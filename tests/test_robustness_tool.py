@@ -137,13 +137,42 @@ def test_results_of_another_checkpoint_are_not_reused(tmp_path):
                        r"'.*iter_4.pth' there, '.*iter_2.pth' now"):
         load_saved_results(str(out), run_identity(cfg, str(other), {}))
     ckpt.write_bytes(b'weights of iter 4, retrained')  # same path, new file
-    with pytest.raises(ResultsMismatchError, match='checkpoint_size'):
+    with pytest.raises(ResultsMismatchError, match='checkpoint_sha256'):
         load_saved_results(str(out), run_identity(cfg, str(ckpt), {}))
     with pytest.raises(ResultsMismatchError, match='config_sha256'):
         load_saved_results(str(out), run_identity(Config(dict(model=dict(type='N'))),
                                                   str(ckpt), {}))
     out.write_text(json.dumps(dict(checkpoint=str(ckpt), results={'clean': {}})))  # old format
     with pytest.raises(ResultsMismatchError, match='without a record of their checkpoint'):
+        load_saved_results(str(out), run_identity(cfg, str(ckpt), {}))
+
+
+def test_results_of_other_weights_with_the_same_size_and_time_are_not_reused(tmp_path):
+    """The checkpoint was known by its path, size and modification time: other weights of the
+    same size written to the same path, the time set back, reused the old results."""
+    from mmengine.config import Config
+    from vitext.evaluation.robustness import (ResultsMismatchError, load_saved_results,
+                                              run_identity)
+    cfg = Config(dict(model=dict(type='M')))
+    ckpt = tmp_path / 'iter_4.pth'
+    ckpt.write_bytes(b'weights of iter 4')
+    written = ckpt.stat()
+    out = tmp_path / 'robustness.json'
+    identity = run_identity(cfg, str(ckpt), {})
+    out.write_text(json.dumps(dict(run=identity, results={'clean': {'mIoU': 5.0}})))
+    ckpt.write_bytes(b'weights of iter 8')
+    os.utime(ckpt, ns=(written.st_atime_ns, written.st_mtime_ns))
+    with pytest.raises(ResultsMismatchError, match=r'holds results of another run \('
+                       r'checkpoint_sha256: .* there, .* now\)'):
+        load_saved_results(str(out), run_identity(cfg, str(ckpt), {}))
+    ckpt.write_bytes(b'weights of iter 4')
+    assert load_saved_results(str(out), run_identity(cfg, str(ckpt), {})) == {
+        'clean': {'mIoU': 5.0}}
+    # Results recorded under the size and time alone are not taken for this content.
+    old = {k: v for k, v in identity.items() if k != 'checkpoint_sha256'}
+    old.update(checkpoint_size=written.st_size, checkpoint_mtime_ns=written.st_mtime_ns)
+    out.write_text(json.dumps(dict(run=old, results={'clean': {'mIoU': 5.0}})))
+    with pytest.raises(ResultsMismatchError, match=r'checkpoint_sha256: None there'):
         load_saved_results(str(out), run_identity(cfg, str(ckpt), {}))
 
 

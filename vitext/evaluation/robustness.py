@@ -4,7 +4,7 @@ Settings are evaluated on the same test images: ``clean`` first, then occlusion,
 each epsilon (segmentation only) and each corruption at each severity. Every finished setting is
 written to ``<work_dir>/robustness.json`` at once (atomically: a kill leaves the previous
 version), so a killed run resumes where it stopped. The file records what its results are of
-(checkpoint path, size and modification time; a hash of the config; the attack/corruption
+(checkpoint path and SHA-256 of its content; a hash of the config; the attack/corruption
 parameters); a run with anything else refuses to reuse or overwrite them.
 Reports: the metrics and the relative drop from clean per setting; for corruptions also mPC (mean
 over types and severities) and rPC (mPC / clean); a markdown table and a PNG plot.
@@ -32,13 +32,26 @@ class ResultsMismatchError(RuntimeError):
     """The work dir holds robustness results of another checkpoint, config or parameters."""
 
 
+def file_sha256(path: str) -> str:
+    """SHA-256 of the content of the file ``path``, read in pieces (checkpoints are large).
+
+    Args:
+        path: the file.
+    """
+    digest = hashlib.sha256()
+    with open(path, 'rb') as f:
+        for piece in iter(lambda: f.read(1 << 20), b''):
+            digest.update(piece)
+    return digest.hexdigest()
+
+
 def run_identity(cfg: Config, checkpoint: str, params: dict) -> dict:
-    """What a run's results depend on: the checkpoint file (path, size, modification time), the
-    config (SHA-256 of its content, data paths included) and the suite's parameters."""
-    stat = os.stat(checkpoint)
+    """What a run's results depend on: the checkpoint file (path, SHA-256 of its content), the
+    config (SHA-256 of its content, data paths included) and the suite's parameters. The
+    checkpoint is known by its content: other weights of the same size under the same path,
+    their modification time set back, are another checkpoint."""
     config_text = json.dumps(cfg.to_dict(), sort_keys=True, default=repr)
-    return dict(checkpoint=osp.abspath(checkpoint), checkpoint_size=stat.st_size,
-                checkpoint_mtime_ns=stat.st_mtime_ns,
+    return dict(checkpoint=osp.abspath(checkpoint), checkpoint_sha256=file_sha256(checkpoint),
                 config_sha256=hashlib.sha256(config_text.encode()).hexdigest(), params=params)
 
 
