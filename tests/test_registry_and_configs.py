@@ -184,5 +184,23 @@ def test_normalisation_must_divide_by_finite_positive_numbers(tool, key, value, 
                       cfg_options=options)
 
 
+@pytest.mark.parametrize('form', ['absolute', 'climbing'])
+def test_vitext_scope_stays_in_the_packaged_configs(form, tmp_path):
+    """``vitext::`` took an absolute path as it was, and ``..`` climbed out of the configs
+    folder: a file anywhere was read (and run, as configs are) under the package's name."""
+    from mmengine.config import Config
+    from vitext.config_scope import CONFIG_ROOT
+    outside = tmp_path / 'outside.py'
+    outside.write_text("default_scope = 'mmseg'\n")
+    name = 'vitext::' + (str(outside) if form == 'absolute'
+                         else osp.relpath(outside, CONFIG_ROOT))
+    config = tmp_path / 'cfg.py'
+    config.write_text(f'_base_ = [{name!r}]\n')
+    with pytest.raises(ValueError, match=rf"^'{name}': a vitext:: base names a config inside "
+                       r"vitext's configs folder \(.*\); expected a path relative to it that "
+                       'stays there'):
+        Config.fromfile(str(config))
+
+
 def test_version():
     assert vitext.__version__

@@ -31,9 +31,16 @@ def config_path(name: str) -> str:
     ``'vitext::slide/upernet_slide-swin-t_8xb2-160k_ade20k-512x512.py'`` (prefix optional).
 
     Raises:
+        ValueError: ``name`` is absolute or climbs out of the configs folder with ``..``.
         FileNotFoundError: no such config; the message names the closest packaged ones.
     """
     relative = name[len(PREFIX):] if name.startswith(PREFIX) else name
+    # osp.join would take an absolute path as it is, and '..' climbs out: both would read (and
+    # mmengine would run) a file outside the package under the package's name.
+    if osp.isabs(relative) or osp.normpath(relative).split(os.sep)[0] == os.pardir:
+        raise ValueError(f'{name!r}: a vitext:: base names a config inside vitext\'s configs '
+                         f'folder ({CONFIG_ROOT}); expected a path relative to it that stays '
+                         'there (a file elsewhere is a plain base path, without vitext::)')
     path = osp.join(CONFIG_ROOT, relative)
     if osp.isfile(path):
         return path
