@@ -222,6 +222,16 @@ def test_damaged_coco_annotations_named(coco_root, tmp_path, damage, message):
         check_data(cfg, ('val_dataloader',))
 
 
+def test_annotation_file_too_deep_to_read_is_named(tmp_path):
+    """Python's RecursionError escaped without the file's name."""
+    from vitext.data.annotations import check_coco_annotations
+    path = tmp_path / 'instances_val2017.json'
+    path.write_text('{"images": ' + '[' * 5000 + ']' * 5000 + '}')
+    with pytest.raises(CorruptDataError, match=rf"^annotation file '{path}' nests deeper than "
+                       r'Python reads \(RecursionError\); expected a COCO instances file'):
+        check_coco_annotations(str(path))
+
+
 @pytest.mark.parametrize('height,width', [(16, 16), (16, 200), (200, 16)])
 def test_plain_vit_pyramid_takes_one_token_high_grids(height, width):
     """AFT-conv runs at any input size: a 1-token side used to fail in the stride-32 pool."""

@@ -202,5 +202,19 @@ def test_vitext_scope_stays_in_the_packaged_configs(form, tmp_path):
         Config.fromfile(str(config))
 
 
+@pytest.mark.parametrize('suffix,text', [
+    ('.py', "default_scope = 'mmseg'\nx = []\nfor _ in range(5000):\n    x = [x]\n"),
+    ('.json', '{"default_scope": "mmseg", "x": ' + '[' * 5000 + ']' * 5000 + '}'),
+    ('.py', "default_scope = 'mmseg'\nx = 1" + ' + 1' * 100000 + '\n'),
+], ids=['nested values', 'nested json', 'long expression'])
+def test_config_too_deep_to_read_is_named(suffix, text, tmp_path):
+    """Python's RecursionError escaped without the file's name."""
+    path = tmp_path / f'deep{suffix}'
+    path.write_text(text)
+    with pytest.raises(ConfigError, match=rf"^config '{path}' could not be read: it nests values "
+                       r'or expressions deeper than Python reads \(RecursionError\)'):
+        load_config(str(path))
+
+
 def test_version():
     assert vitext.__version__

@@ -176,6 +176,21 @@ def test_results_of_other_weights_with_the_same_size_and_time_are_not_reused(tmp
         load_saved_results(str(out), run_identity(cfg, str(ckpt), {}))
 
 
+def test_results_file_too_deep_to_read_is_named(tmp_path):
+    """Python's RecursionError escaped without the file's name."""
+    from mmengine.config import Config
+    from vitext.evaluation.robustness import (ResultsMismatchError, load_saved_results,
+                                              run_identity)
+    ckpt = tmp_path / 'iter_2.pth'
+    ckpt.write_bytes(b'weights')
+    out = tmp_path / 'robustness.json'
+    out.write_text('{"results": ' + '[' * 5000 + ']' * 5000 + '}')
+    with pytest.raises(ResultsMismatchError, match=f'^{out} is not valid JSON \\(maximum '
+                       'recursion depth exceeded'):
+        load_saved_results(str(out), run_identity(Config(dict(model=dict(type='M'))),
+                                                  str(ckpt), {}))
+
+
 def test_results_path_that_is_a_directory(tmp_path):
     from mmengine.config import Config
     from vitext.evaluation.robustness import (ResultsMismatchError, load_saved_results,

@@ -35,7 +35,12 @@ class ConfigError(ValueError):
 def load_config(path: str, cfg_options: Optional[dict] = None) -> Config:
     if not osp.isfile(path):
         raise ConfigError(f'config file {path!r} does not exist')
-    cfg = Config.fromfile(path)
+    try:
+        cfg = Config.fromfile(path)
+    except RecursionError:  # Python's parser or mmengine's conversion; neither names the file
+        raise ConfigError(f'config {path!r} could not be read: it nests values or expressions '
+                          'deeper than Python reads (RecursionError); expected a config of '
+                          'ordinary depth (or one of its bases nests so deep)') from None
     if cfg_options:
         cfg.merge_from_dict(cfg_options)
     scope = cfg.get('default_scope')

@@ -25,6 +25,9 @@ def check_coco_annotations(path: str) -> None:
                                'truncated?') from None
     except UnicodeDecodeError as err:
         raise CorruptDataError(f'annotation file {path!r} is not UTF-8 JSON ({err})') from None
+    except RecursionError:
+        raise CorruptDataError(f'annotation file {path!r} nests deeper than Python reads '
+                               '(RecursionError); expected a COCO instances file') from None
     if not isinstance(data, dict):
         raise CorruptDataError(f'annotation file {path!r} holds a JSON {type(data).__name__}; '
                                'expected a COCO object with images, annotations, categories')

@@ -67,7 +67,7 @@ def load_saved_results(path: str, identity: dict) -> Dict[str, dict]:
     try:
         with open(path) as f:
             data = json.load(f)
-    except ValueError as err:
+    except (ValueError, RecursionError) as err:  # RecursionError: nested too deep
         raise ResultsMismatchError(f'{path} is not valid JSON ({err}); move it away to start '
                                    'afresh') from None
     saved = data.get('run') if isinstance(data, dict) else None
