@@ -142,9 +142,10 @@ def test_zero_byte_file_named(ade_copy, which):
         build_val_dataset(ade_copy)
 
 
-@pytest.mark.parametrize('height,width', [(1, 5), (4, 1)])
+@pytest.mark.parametrize('height,width', [(1, 5), (4, 1), (1, 1)])
 def test_one_pixel_wide_image_and_label_load(ade_copy, height, width):
-    """mmseg squeezes a 1-pixel side out of the label map; the valid label was then blamed."""
+    """mmseg squeezes a 1-pixel side out of the label map; the valid label was then blamed
+    (a 1x1 one as "could not be decoded")."""
     cv2.imwrite(val_image(ade_copy, 1), np.full((height, width, 3), 90, np.uint8))
     cv2.imwrite(val_label(ade_copy, 1), np.full((height, width), 4, np.uint8))
     seg = build_val_dataset(ade_copy)[0]['data_samples'].gt_sem_seg.data

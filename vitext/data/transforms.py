@@ -1,11 +1,10 @@
 """Data-pipeline transforms that fail with a message naming the offending file."""
-import io
 from typing import Optional
 
+import mmcv
 import numpy as np
 from mmengine import fileio
 from mmseg.datasets.transforms import LoadAnnotations
-from PIL import Image
 
 # The label value that mmseg's losses and metrics ignore (reduce_zero_label maps 0 to it).
 IGNORE_INDEX = 255
@@ -22,8 +21,11 @@ class LoadSegAnnotations(LoadAnnotations):
     PNG that does not decode, trains silently on one whose size differs from its image, and
     uses label values beyond the classes (an ``IndexError`` in the loss when training, a wrong
     mIoU when testing). It casts the decoded map to 8 bits, so a 16-bit PNG's 300 would become
-    44, a valid class; values are checked as the file holds them. Here each case raises
-    :class:`CorruptDataError` naming the file and what was expected.
+    44, a valid class, and squeezes every axis of length 1 out of it, so a 1-pixel-high or -wide
+    map lost that side (a 1x1 one failed in ``reduce_zero_label``). Here the map is decoded as
+    the file holds it, its values are checked before the 8-bit cast, and each case raises
+    :class:`CorruptDataError` naming the file and what was expected; ``reduce_zero_label`` and
+    a data set's ``label_map`` then apply as in mmseg.
 
     Args:
         num_classes (int, optional): the data set's number of classes. Label values (after
@@ -39,24 +41,12 @@ class LoadSegAnnotations(LoadAnnotations):
 
     def _load_seg_map(self, results: dict) -> None:
         path = results['seg_map_path']
-        try:
-            super()._load_seg_map(results)
-        except FileNotFoundError:
-            raise CorruptDataError(f'label file {path!r} does not exist (image: '
-                                   f'{results.get("img_path")!r})') from None
-        except (AttributeError, TypeError, ValueError, OSError) as err:  # per decoder backend
-            raise CorruptDataError(
-                f'label file {path!r} could not be decoded as an image ({err}); expected a '
-                'single-channel PNG of class indices') from None
-        wide = self._values_beyond_8_bits(path)
+        seg = self._decode(path, results.get('img_path'))
+        wide = np.unique(seg[(seg < 0) | (seg > 255)]).astype(np.int64)
         if wide.size:
             self._refuse_values(path, wide, f' (a label map of more than 8 bits: mmseg reads '
                                 f'{wide[0]} as {wide[0] % 256})')
-        seg = results['gt_seg_map']
         img_shape = results.get('ori_shape')
-        if img_shape is not None and seg.ndim < 2 and seg.size == img_shape[0] * img_shape[1]:
-            # mmseg squeezes the decoded map: a 1-pixel-high or -wide label loses that side.
-            seg = results['gt_seg_map'] = seg.reshape(img_shape[:2])
         if seg.ndim != 2:
             raise CorruptDataError(f'label file {path!r} has shape {seg.shape}; expected a '
                                    'single-channel PNG of class indices')
@@ -64,24 +54,44 @@ class LoadSegAnnotations(LoadAnnotations):
             raise CorruptDataError(
                 f'label file {path!r} is {seg.shape[0]}x{seg.shape[1]} but its image '
                 f'{results.get("img_path")!r} is {img_shape[0]}x{img_shape[1]}')
+        seg = seg.astype(np.uint8)
+        if self.reduce_zero_label is None:
+            self.reduce_zero_label = results['reduce_zero_label']
+        if self.reduce_zero_label != results['reduce_zero_label']:
+            raise ValueError(f'LoadSegAnnotations has reduce_zero_label={self.reduce_zero_label}'
+                             f' but its data set {results["reduce_zero_label"]}; set the same '
+                             'in both (or leave it out of the transform)')
+        if self.reduce_zero_label:  # 0 ("other") becomes ignored, classes 1..n become 0..n-1
+            seg = np.where((seg == 0) | (seg == IGNORE_INDEX), np.uint8(IGNORE_INDEX), seg - 1)
+        if results.get('label_map') is not None:  # a data set of a subset of the classes
+            original = seg.copy()
+            for old, new in results['label_map'].items():
+                seg[original == old] = new
+        results['gt_seg_map'] = seg
+        results['seg_fields'].append('gt_seg_map')
         if self.num_classes is not None:
             self._check_label_range(path, seg)
 
-    def _values_beyond_8_bits(self, path: str) -> np.ndarray:
-        """The distinct values of the label file ``path`` that an 8-bit map cannot hold, as
-        the file holds them (empty for an 8-bit file, whose header alone is read).
+    def _decode(self, path: str, img_path: Optional[str]) -> np.ndarray:
+        """The label map in the file ``path`` with its values and every axis as stored.
 
         Args:
             path: the label file (read through mmengine's file backends, as mmseg reads it).
+            img_path: its image, named when the file is missing.
         """
         try:
-            with Image.open(io.BytesIO(fileio.get(path, backend_args=self.backend_args))) as image:
-                if not (image.mode in ('I', 'F') or image.mode.startswith('I;16')):
-                    return np.empty(0, np.int64)
-                values = np.unique(np.asarray(image))
-        except OSError:  # missing or not decodable: mmseg's loader has named the file already
-            return np.empty(0, np.int64)
-        return values[(values < 0) | (values > 255)].astype(np.int64)
+            seg = mmcv.imfrombytes(fileio.get(path, backend_args=self.backend_args),
+                                   flag='unchanged', backend=self.imdecode_backend)
+            if seg is None:  # OpenCV returns None where Pillow raises
+                raise ValueError('no image found in the bytes')
+        except FileNotFoundError:
+            raise CorruptDataError(f'label file {path!r} does not exist (image: '
+                                   f'{img_path!r})') from None
+        except (TypeError, ValueError, OSError) as err:  # per decoder backend
+            raise CorruptDataError(
+                f'label file {path!r} could not be decoded as an image ({err}); expected a '
+                'single-channel PNG of class indices') from None
+        return seg
 
     def _check_label_range(self, path: str, seg: np.ndarray) -> None:
         n = self.num_classes
