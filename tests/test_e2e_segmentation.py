@@ -89,6 +89,15 @@ def test_test_tool_tta(trained, ade_root, tmp_path):
     assert result['metrics'] == {key: ref[key] for key in ('aAcc', 'mIoU', 'mAcc')}
 
 
+def test_metrics_are_written_as_the_evaluator_rounded_them():
+    """mmseg rounds its summary to 2 decimals; under numpy >= 2 the result stays float32, whose
+    exact value (9.0600004196167) is not what was printed."""
+    from vitext.apis import _to_builtin
+    assert _to_builtin(np.float32(9.06)) == 9.06 and _to_builtin(np.float64(0.47)) == 0.47
+    assert _to_builtin(torch.tensor(9.06)) == 9.06
+    assert _to_builtin(np.int64(3)) == 3 and _to_builtin('x') == 'x'
+
+
 def test_mmseg_own_train_tool_runs_vitext_config(ade_root, tmp_path):
     tool = osp.join(osp.dirname(mmseg.__file__), '.mim', 'tools', 'train.py')
     run_tool([tool, DEMO_SEG, '--work-dir', str(tmp_path), '--cfg-options',

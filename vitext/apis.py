@@ -18,6 +18,7 @@ import re
 from collections import OrderedDict
 from typing import Any, Dict, Iterator, List, Optional, Tuple
 
+import numpy as np
 import torch
 from mmengine.config import Config, ConfigDict
 from mmengine.logging import print_log
@@ -445,6 +446,17 @@ def test(config: str, checkpoint: str, work_dir: Optional[str] = None, out: Opti
 
 
 def _to_builtin(value: Any) -> Any:
+    """A metric value as a Python number for JSON: float32 values (mmseg's rounded summary under
+    numpy >= 2) are written as the shortest decimal that reads back as them in float32 (9.06, not
+    its float64 expansion 9.0600004196167).
+
+    Args:
+        value: a Python, numpy or torch scalar.
+    """
+    if isinstance(value, torch.Tensor) and value.dtype in (torch.float32, torch.float64):
+        value = value.numpy(force=True)[()]
+    if isinstance(value, np.floating):
+        return float(str(value))
     try:
         return value.item()  # numpy / torch scalars
     except AttributeError:
