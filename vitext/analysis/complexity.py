@@ -77,7 +77,8 @@ class ImageClassifier(nn.Module):
 
 @dataclass
 class ZooEntry:
-    """A model-zoo backbone in classification form and the paper's numbers (SPEC)."""
+    """A model-zoo backbone in classification form and the paper's numbers
+    (docs/model_zoo.md)."""
     name: str
     backbone: dict
     paper_params_m: Optional[float] = None

@@ -1,4 +1,4 @@
-"""FGSM and PGD attacks on a segmentor, in raw pixel space (SPEC §4, issue 5).
+"""FGSM and PGD attacks on a segmentor, in raw pixel space (docs/protocols.md#robustness).
 
 The perturbation lives on the 0-255 pixels the data loader yields, before the model's own data
 preprocessor (channel flip, mean/std normalisation, padding), so epsilon is in pixel units

@@ -2,10 +2,12 @@
 
 CB:  x <- 1/2 x + 1/2 mean_tokens(x)
 CBS: x <- 1/2 x + 1/2 (lambda * mean_tokens(x)), lambda in R^C, initialised to 1 so that CBS
-     starts equal to CB [choice: the paper's exact CBS formula was not recovered; SPEC §3].
+     starts equal to CB [choice: the paper's exact CBS formula was not recovered;
+     docs/models.md#context-broadcasting].
 
 One implementation serves tokens (B, N, C) and maps (B, C, H, W): the tokens are every axis but
-batch and channel. A class token, when present, takes part in the mean [choice, SPEC §3].
+batch and channel. A class token, when present, takes part in the mean [choice,
+docs/models.md#context-broadcasting].
 """
 from typing import Optional
 

@@ -1,5 +1,6 @@
 """AFT-ViT: DeiT's architecture with attention replaced by an Attention Free Transformer layer
-(SPEC §1), as an mmseg/mmdet backbone returning NCHW maps (a 4-level pyramid by default)."""
+(docs/models.md#aft), as an mmseg/mmdet backbone returning NCHW maps (a 4-level pyramid by
+default)."""
 from typing import Dict, Literal, Optional, Sequence, Tuple, Union
 
 from torch import Tensor, nn
@@ -58,7 +59,8 @@ class AFTViT(PlainViT):
             from the end).
         final_norm: apply the final LayerNorm to the last block's output.
         out_pyramid: turn the four outputs (at the patch stride) into strides 4/8/16/32
-            (SPEC §4); False returns one map at the patch stride per ``out_indices`` entry.
+            (docs/models.md#feature-pyramid); False returns one map at the patch stride per
+            ``out_indices`` entry.
         pyramid_norm_cfg: norm between the x4 deconvolutions.
         frozen_stages: -1 none; 0 the stem (patch embedding, class token, position table);
             i > 0 also blocks 1..i, and the final norm when i is the last block.

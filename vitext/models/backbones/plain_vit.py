@@ -59,7 +59,7 @@ class PlainViT(VitextBackbone):
             indices count from the end).
         final_norm: LayerNorm (eps 1e-6) on the last block's output.
         out_pyramid: turn the four outputs (at the patch stride) into strides 4/8/16/32
-            (SPEC §4; the patch size must then be a power of two).
+            (docs/models.md#feature-pyramid; the patch size must then be a power of two).
         pyramid_norm_cfg: norm between the pyramid's x4 deconvolutions (default BN).
         frozen_stages: -1 none; 0 the stem (patch embedding, class token, position table);
             i > 0 also blocks 1..i, and the final norm when i is the last block (eval mode, no

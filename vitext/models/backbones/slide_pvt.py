@@ -1,4 +1,4 @@
-"""Slide-PVT (Slide-Transformer, SPEC §2): PVT-v1 with slide attention replacing
+"""Slide-PVT (Slide-Transformer, docs/models.md#slide-pvt): PVT-v1 with slide attention replacing
 spatial-reduction attention in the first stages.
 
 Parameter names follow PVT-v1's public code (``patch_embed{i}``, ``pos_embed{i}``, ``block{i}.j``

@@ -1,5 +1,5 @@
-"""Slide-Swin (Slide-Transformer, SPEC §2): Swin with slide attention in the first stages and
-Swin's shifted 7x7 window attention in the others.
+"""Slide-Swin (Slide-Transformer, docs/models.md#slide-swin): Swin with slide attention in the
+first stages and Swin's shifted 7x7 window attention in the others.
 
 Parameter names follow the public Slide-Swin classification code (``patch_embed``,
 ``layers.i.blocks.j.{norm1,attn,norm2,mlp}``, ``layers.i.downsample``), except inside slide

@@ -1,9 +1,9 @@
-"""The 4-level feature pyramid that plain (single-stride) ViTs feed to UperNet/FPN (SPEC §4,
-as in XCiT/BEiT): from four maps at the patch stride make strides 4, 8, 16 and 32. For ViT's
-stride 16: two 2x2 deconvolutions with norm + GELU between (x4), one deconvolution (x2), identity,
-2x2 max-pool. Other power-of-two strides (a patch of 8 in the CPU demos) get as many deconvolutions
-or as large a pool as their levels need. A pool never exceeds the map (a side of one token, which
-a 2x2 pool cannot halve, stays one token)."""
+"""The 4-level feature pyramid that plain (single-stride) ViTs feed to UperNet/FPN
+(docs/models.md#feature-pyramid, as in XCiT/BEiT): from four maps at the patch stride make
+strides 4, 8, 16 and 32. For ViT's stride 16: two 2x2 deconvolutions with norm + GELU between
+(x4), one deconvolution (x2), identity, 2x2 max-pool. Other power-of-two strides (a patch of 8
+in the CPU demos) get as many deconvolutions or as large a pool as their levels need. A pool never
+exceeds the map (a side of one token, which a 2x2 pool cannot halve, stays one token)."""
 import math
 from typing import Sequence, Tuple
 
