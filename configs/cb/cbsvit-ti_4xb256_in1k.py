@@ -4,7 +4,7 @@
 # cosine, 300 epochs, RandAugment (m9, mstd 0.5), Mixup 0.8 / CutMix 1.0, label smoothing 0.1,
 # random erasing 0.25, drop path 0.0, no EMA (as mmpretrain's DeiT-Ti/S).
 # Baseline: DeiT-Ti 72.2.
-# The CB paper reports CBS on top of DeiT (its top-1 figures are not recorded in this
-# project's SPEC).
+# The CB paper (arXiv:2210.08457) reports CBS on top of DeiT (its top-1 figures are
+# not quoted in docs/model_zoo.md).
 _base_ = ['./cbvit-ti_4xb256_in1k.py']
 model = dict(backbone=dict(cb_mode='cbs'))

@@ -4,8 +4,8 @@
 # cosine, 300 epochs, RandAugment (m9, mstd 0.5), Mixup 0.8 / CutMix 1.0, label smoothing 0.1,
 # random erasing 0.25, drop path 0.1, EMA (momentum 4e-5, as mmpretrain's DeiT-B).
 # Baseline: DeiT-B 81.8.
-# The CB paper reports CB on top of DeiT (its top-1 figures are not recorded in this
-# project's SPEC).
+# The CB paper (arXiv:2210.08457) reports CB on top of DeiT (its top-1 figures are
+# not quoted in docs/model_zoo.md).
 _base_ = ['./cbvit-ti_4xb256_in1k.py']
 model = dict(backbone=dict(arch='base', drop_path_rate=0.1), head=dict(in_channels=768))
 custom_hooks = [dict(type='EMAHook', momentum=4e-5, priority='ABOVE_NORMAL')]

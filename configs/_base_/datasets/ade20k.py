@@ -1,5 +1,6 @@
-# ADE20K, 512x512 crops (SPEC §4): resize (2048, 512) ratio 0.5-2.0, cat_max_ratio 0.75, flip,
-# photometric distortion; single-scale test at (2048, 512), TTA = multi-scale + flip.
+# ADE20K, 512x512 crops (docs/protocols.md#ade20k-segmentation-512x512): resize (2048, 512) ratio
+# 0.5-2.0, cat_max_ratio 0.75, flip, photometric distortion; single-scale test at (2048, 512), TTA =
+# multi-scale + flip.
 # Labels are loaded by vitext's LoadSegAnnotations, which names a corrupt/mismatched label file.
 # Images are read as stored, ignoring a JPEG's EXIF orientation tag: ADE20K's label maps are drawn
 # on the stored pixels, and mmcv's default (color_type='color') would turn a tagged image against

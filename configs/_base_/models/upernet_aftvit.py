@@ -1,5 +1,6 @@
-# UperNet on AFT-conv ViT (SPEC §1, §4): blocks 3/5/7/11 become a 4-level pyramid (strides
-# 4-32); auxiliary FCN head on the stride-16 level. Leaf configs set arch, heads and kernel.
+# UperNet on AFT-conv ViT (docs/models.md#aft-conv): blocks 3/5/7/11 become a 4-level pyramid
+# (strides 4-32); auxiliary FCN head on the stride-16 level. Leaf configs set arch, heads and
+# kernel.
 _base_ = ['./upernet_r50.py']
 norm_cfg = dict(type='SyncBN', requires_grad=True)
 model = dict(

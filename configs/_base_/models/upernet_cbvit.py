@@ -1,6 +1,6 @@
-# UperNet on CB-ViT (SPEC §3-4): the ViT's blocks 3/5/7/11 become a 4-level pyramid (strides
-# 4-32); auxiliary FCN head on the stride-16 level. Size bases (upernet_cbvit-{ti,s,b}.py) set
-# arch, UperNet channels (192/384/512 as in the CB paper) and the pre-trained weights.
+# UperNet on CB-ViT (docs/models.md#cb-vit): the ViT's blocks 3/5/7/11 become a 4-level pyramid
+# (strides 4-32); auxiliary FCN head on the stride-16 level. Size bases (upernet_cbvit-{ti,s,b}.py)
+# set arch, UperNet channels (192/384/512 as in the CB paper) and the pre-trained weights.
 _base_ = ['./upernet_r50.py']
 norm_cfg = dict(type='SyncBN', requires_grad=True)
 model = dict(

@@ -1,4 +1,5 @@
-# UperNet (channels 512) with an auxiliary FCN head on stage 3 (loss weight 0.4), SPEC §4.
+# UperNet (channels 512) with an auxiliary FCN head on stage 3 (loss weight 0.4),
+# docs/protocols.md#ade20k-segmentation-512x512.
 # The ResNet-50 backbone is the stand-in that mmseg ships; vitext backbone configs replace it
 # with `backbone=dict(_delete_=True, type=...)` and set the heads' in_channels.
 norm_cfg = dict(type='SyncBN', requires_grad=True)

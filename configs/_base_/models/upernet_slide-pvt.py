@@ -1,7 +1,8 @@
-# UperNet on Slide-PVT (SPEC §2/§4): stage maps at strides 4-32 (64/128/320/512 channels) feed
-# UperNet (channels 512); auxiliary FCN head on stage 3. The recipe is the Slide-Swin UperNet one
-# (SPEC §4); drop path 0.1 is PVT's own downstream rate for T and S [choice: neither PVT nor the
-# Slide-Transformer paper trains PVT with UperNet]. Leaf configs set arch and pre-trained weights.
+# UperNet on Slide-PVT (docs/models.md#slide-pvt): stage maps at strides 4-32 (64/128/320/512
+# channels) feed UperNet (channels 512); auxiliary FCN head on stage 3. The recipe is the Slide-Swin
+# UperNet one (docs/protocols.md#ade20k-segmentation-512x512); drop path 0.1 is PVT's own downstream
+# rate for T and S [choice: neither PVT nor the Slide-Transformer paper trains PVT with UperNet].
+# Leaf configs set arch and pre-trained weights.
 _base_ = ['./upernet_r50.py']
 model = dict(
     backbone=dict(

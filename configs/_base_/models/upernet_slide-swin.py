@@ -1,5 +1,6 @@
-# UperNet on Slide-Swin (SPEC §2/§4): stage maps at strides 4-32 feed UperNet (channels 512);
-# auxiliary FCN head on stage 3. Leaf configs set arch, widths and the pre-trained weights.
+# UperNet on Slide-Swin (docs/models.md#slide-swin): stage maps at strides 4-32 feed UperNet
+# (channels 512); auxiliary FCN head on stage 3. Leaf configs set arch, widths and the pre-trained
+# weights.
 _base_ = ['./upernet_r50.py']
 model = dict(
     backbone=dict(

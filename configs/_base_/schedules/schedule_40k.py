@@ -1,5 +1,6 @@
-# Transformer segmentation protocol (SPEC §4): AdamW lr 6e-5, betas (0.9, 0.999), weight decay
-# 0.01 with none on norms and position tables; linear warm-up 1500 iters, then poly (power 1.0).
+# Transformer segmentation protocol (docs/protocols.md#ade20k-segmentation-512x512): AdamW lr 6e-5,
+# betas (0.9, 0.999), weight decay 0.01 with none on norms and position tables; linear warm-up 1500
+# iters, then poly (power 1.0).
 max_iters = 40000
 optim_wrapper = dict(
     type='OptimWrapper',
