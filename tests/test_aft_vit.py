@@ -21,7 +21,8 @@ QUAD = (0, 1, 2, 3)
 ], ids=['conv-tiny-32-11', 'conv-tiny-192-11', 'conv-small-16-11', 'conv-small-384-11',
         'conv-small-384-15', 'full-tiny', 'full-small'])
 def test_parameter_counts_match_paper(kwargs, paper_m):
-    """Backbone (no pyramid, with final norm) + a 1000-class head vs SPEC §1 (paper Table 7)."""
+    """Backbone (no pyramid, with final norm) + a 1000-class head vs the AFT paper's Table 7
+    (docs/model_zoo.md#aft)."""
     model = AFTViT(out_pyramid=False, final_norm=True, **kwargs)
     count = sum(p.numel() for p in model.parameters()) + model.embed_dims * 1000 + 1000
     assert abs(count / 1e6 - paper_m) / paper_m < 0.02, count

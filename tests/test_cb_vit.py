@@ -120,8 +120,9 @@ def test_cbs_parameter_count(position, per_block):
     assert count('cb') == count('none')
 
 
-def test_sizes_match_timm_and_spec():
-    """Plain backbone + 1000-class head = timm's ViT; CBS adds 2.3K/4.6K/9.2K (SPEC §3)."""
+def test_sizes_match_timm_and_paper():
+    """Plain backbone + 1000-class head = timm's ViT; CBS adds 2.3K/4.6K/9.2K
+    (docs/model_zoo.md#context-broadcasting)."""
     for arch, name, cbs_extra in (('tiny', 'vit_tiny_patch16_224', 2304),
                                   ('small', 'vit_small_patch16_224', 4608),
                                   ('base', 'vit_base_patch16_224', 9216)):

@@ -1,4 +1,4 @@
-"""Common corruptions and occlusion (issue 5's robustness suite, first part)."""
+"""Common corruptions and occlusion of the robustness suite (docs/protocols.md#robustness)."""
 import numpy as np
 import pytest
 

@@ -1,5 +1,6 @@
-"""Kills during checkpointing, damaged work dirs and concurrent runs (issue 11, item 5 and the
-work-dir lock): ``--resume`` always finds a complete checkpoint, and says when it falls back."""
+"""Kills during checkpointing, damaged work dirs and concurrent runs (crash-safe checkpoint saves
+and the work-dir lock): ``--resume`` always finds a complete checkpoint, and says when it falls
+back."""
 import json
 import os
 import shutil
