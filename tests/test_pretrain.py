@@ -44,7 +44,7 @@ def test_in1k_configs_cover_every_family():
         assert expected in names
 
 
-# Classifier parameters (1000-class head included) of the papers' tables (SPEC §1/§2): AFT
+# Classifier parameters (1000-class head included) of the papers' tables (docs/model_zoo.md): AFT
 # Table 7 (rounded; 2% as tests/test_aft_vit.py) and the Slide paper; Slide-Swin as the public
 # code (= Swin's counts).
 PAPER_PARAMS_M = {

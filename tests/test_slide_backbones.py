@@ -25,8 +25,8 @@ PVT_MINI = dict(depths=(1, 1, 1, 1), embed_dims=(16, 32, 40, 64), num_heads=(1, 
     (SlidePVT, 'small', 22.7, 4.0, 0.02),
 ])
 def test_paper_parameters_and_flops(cls, arch, paper_m, paper_g, param_tol):
-    """With a 1000-class head at 224x224 (SPEC §2); FLOPs of the deploy form by mmengine's
-    FlopAnalyzer with vitext's matmul/SDPA handles."""
+    """With a 1000-class head at 224x224 (docs/model_zoo.md#slide-transformer); FLOPs of the
+    deploy form by mmengine's FlopAnalyzer with vitext's matmul/SDPA handles."""
     model = ImageClassifier(cls(arch, out_indices=(3,)))
     params = count_parameters(model) / 1e6
     assert abs(params - paper_m) / paper_m < param_tol, params
@@ -36,7 +36,8 @@ def test_paper_parameters_and_flops(cls, arch, paper_m, paper_g, param_tol):
 
 
 def test_public_code_size_is_swin_size():
-    """SPEC: the public code gives 28.3M for Slide-Swin-T (with head)."""
+    """The public Slide-Swin code gives 28.3M for Slide-Swin-T (with head), Swin-T's count
+    (docs/model_zoo.md#slide-transformer)."""
     params = count_parameters(ImageClassifier(SlideSwinTransformer('tiny', out_indices=(3,))))
     assert round(params / 1e6, 1) == 28.3
 
@@ -402,7 +403,8 @@ def test_layer_decay_constructor_for_slide_swin():
     ('mask-rcnn_slide-swin-t_fpn_8xb2-3x-ms_coco.py', 48),
 ])
 def test_whole_model_sizes_match_paper(config, paper_m):
-    """Downstream models of SPEC §2 (paper's totals, rounded to 1M)."""
+    """Downstream models of the Slide-Transformer paper (its totals, rounded to 1M;
+    docs/model_zoo.md#slide-transformer)."""
     import importlib
     import os.path as osp
 
