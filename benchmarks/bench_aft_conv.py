@@ -7,11 +7,11 @@ Layers (tokens in, tokens out, projections included): AFT-conv small (d 384, 384
 kernel) vs multi-head attention (d 384, DeiT-S's 6 heads) through PyTorch's fused SDPA and as
 explicit softmax(QK^T)V. The explicit form is skipped where its attention matrices alone would
 exceed --max-explicit-gb (forward: heads*T^2 floats; forward+backward: 3x that).
-Targets (issue 6, CPU, 128^2 tokens): AFT-conv >= 10x faster than SDPA, peak memory <= 0.25x
-the explicit form's and <= 1.5x SDPA's; cost linear in tokens. Issue 13: forward+backward peak
-memory <= 1.20x SDPA's with the speed-up kept. --baseline-aft PATH adds ``aft_conv_baseline``, the
-layer of an older aft.py (``git show main:vitext/ops/aft.py > /tmp/aft_main.py``), measured
-interleaved with the current one. Torch only.
+Targets (CPU, 128^2 tokens): AFT-conv >= 10x faster than SDPA, peak memory <= 0.25x the explicit
+form's and <= 1.5x SDPA's, forward+backward peak memory <= 1.20x SDPA's; cost linear in tokens.
+--baseline-aft PATH adds ``aft_conv_baseline``, the layer of an older aft.py (``git show
+main:vitext/ops/aft.py > /tmp/aft_main.py``), measured interleaved with the current one. Torch
+only.
 """
 import argparse
 import os.path as osp
@@ -131,7 +131,7 @@ def main():
     targets.update({f'{args.sizes[-1]}^2 tokens forward_backward: sdpa time / {n}': (
         last['sdpa']['time']['median_s'] / last[n]['time']['median_s']) for n in last
         if n.startswith('aft_conv')})
-    payload = dict(description=f'Issue 13 targets: {targets}. '
+    payload = dict(description=f'Targets: {targets}. '
                    'AFT-conv (d 384, 384 heads, k 11) vs softmax attention (d 384, '
                    '6 heads): SDPA and explicit. "SDPA time / AFT-conv time" is the layer\'s time '
                    'relative to AFT-conv (for the sdpa row: AFT-conv\'s speed-up). Skipped: '

@@ -2,7 +2,7 @@
 
 python benchmarks/bench_cb_vit.py [--size 512] [--batch 1] [--repeats 5] [--device cpu|cuda]
     [--out benchmarks/results]
-Target (issue 4): CB and CBS cost <= 2 % extra time and <= 1 % extra peak memory.
+Target: CB and CBS cost <= 2 % extra time and <= 1 % extra peak memory.
 """
 import argparse
 import os.path as osp
