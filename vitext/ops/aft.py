@@ -23,6 +23,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from .export_mode import recording_graph
 from .tokens import resize_grid_tokens
 
 Grid = Tuple[int, int]
@@ -119,12 +120,25 @@ def _exp_keys(k: Tensor, v: Tensor) -> Tuple[Tensor, Tensor]:
     return e, _depthwise_input(ev)
 
 
+def expm1_from_exp_tanh(x: Tensor) -> Tensor:
+    """exp(x) - 1 as tanh(x/2) (exp(x) + 1), from ops every exporter has (ONNX has no expm1;
+    exporters write exp(x) - 1, which loses the digits of small x): tanh keeps them, and the
+    product is within a few ulp of ``torch.expm1`` for every x (+-inf and -1 at the ends)."""
+    return torch.tanh(x / 2) * (torch.exp(x) + 1)
+
+
+def _bias_kernel(weight: Tensor) -> Tensor:
+    """exp(w) - 1, (heads, 1, s, s): signed, so the conv adds exp(w) - 1 to the plain sum."""
+    kernel = expm1_from_exp_tanh(weight) if recording_graph() else torch.expm1(weight)
+    return kernel.unsqueeze(1)
+
+
 def _aft_conv_heads(q: Tensor, k: Tensor, v: Tensor, weight: Tensor, inplace: bool) -> Tensor:
     """AFT-conv of whole heads (float32/64 inputs): the formula of :func:`aft_conv`."""
     C, heads, s = q.shape[1], weight.shape[0], weight.shape[-1]
     group = C // heads
     e, ev = _exp_keys(k, v)
-    kernel = torch.expm1(weight).unsqueeze(1)  # (heads, 1, s, s), signed
+    kernel = _bias_kernel(weight)
     num = F.conv2d(ev, kernel.repeat_interleave(group, dim=0), padding=s // 2, groups=C)
     # In place: a conv's backward does not need its output. Intermediates are dropped as soon
     # as they are used, which lowers the peak when no graph keeps them.
@@ -177,7 +191,7 @@ def _aft_conv_backward(q: Tensor, k: Tensor, v: Tensor, weight: Tensor, grad: Te
         return t.unflatten(1, (heads, group))
 
     e, ev = _exp_keys(k, v)
-    kernel = torch.expm1(weight).unsqueeze(1)
+    kernel = _bias_kernel(weight)
     kernel_c = kernel.repeat_interleave(group, dim=0)
     num = F.conv2d(ev, kernel_c, padding=pad, groups=C)
     num += ev.sum(dim=(2, 3), keepdim=True)
@@ -239,7 +253,8 @@ def aft_conv(q: Tensor, k: Tensor, v: Tensor, weight: Tensor, head_chunks: int =
     The heads are processed in ``head_chunks`` groups written into one output, so only a
     fraction of the per-head temporaries is alive at a time; heads are independent, so the
     result is the same. With autograd, a custom backward keeps only the inputs and recomputes
-    the rest per group of heads (under ONNX export / tracing the plain form is recorded).
+    the rest per group of heads. Under export / tracing the plain form is recorded, all heads
+    at once, with exp(w) - 1 written as :func:`expm1_from_exp_tanh`.
     """
     B, C, H, W = q.shape
     heads, s = weight.shape[0], weight.shape[-1]
@@ -252,7 +267,7 @@ def aft_conv(q: Tensor, k: Tensor, v: Tensor, weight: Tensor, head_chunks: int =
     dtype = q.dtype
     with _no_autocast(q.device):
         q, k, v, weight = _fp32(q, k, v, weight)
-        if torch.onnx.is_in_onnx_export() or torch.jit.is_tracing():
+        if recording_graph():
             return _aft_conv_heads(q, k, v, weight, inplace=False).to(dtype)
         if torch.is_grad_enabled() and any(t.requires_grad for t in (q, k, v, weight)):
             return _AFTConvFunction.apply(q, k, v, weight, head_chunks).to(dtype)

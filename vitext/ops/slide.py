@@ -31,6 +31,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from .cpu_kernels import cpu_kernel
+from .export_mode import recording_graph
 
 Conv = Tuple[Tensor, Optional[Tensor]]  # depthwise (d*k^2, 1, k, k) weight and (d*k^2,) bias
 
@@ -368,9 +369,8 @@ class SlideAttention(nn.Module):
 
     def attend_qkv(self, qkv: Tensor) -> Tensor:
         """(B, H, W, 3, heads, d) -> (B, H, W, C): :func:`slide_attention_qkv` (custom backward,
-        CPU kernel), or :meth:`attend` under ONNX export / tracing and with attention dropout."""
-        if (torch.onnx.is_in_onnx_export() or torch.jit.is_tracing()
-                or (self.attn_drop and self.training)):
+        CPU kernel), or :meth:`attend` under export / tracing and with attention dropout."""
+        if recording_graph() or (self.attn_drop and self.training):
             B, H, W = qkv.shape[:3]
             q, k, v = qkv.permute(3, 0, 4, 5, 1, 2).unbind(0)  # each (B, heads, d, H, W)
             return self.attend(q, k, v).reshape(B, -1, H, W).permute(0, 2, 3, 1)

@@ -8,6 +8,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from .export_mode import recording_graph
+
 
 def window_partition(x: Tensor, window: int) -> Tensor:
     """(B, H, W, C) with H, W multiples of ``window`` -> (B * windows, window^2, C)."""
@@ -105,7 +107,10 @@ class WindowAttention(nn.Module):
             bias = (bias + mask.unsqueeze(1)).repeat(B, 1, 1, 1)  # (B * nW, heads, N, N)
         y = F.scaled_dot_product_attention(q, k, v, attn_mask=bias.to(q.dtype),
                                            dropout_p=self.attn_drop if self.training else 0.)
-        y = self.proj_drop(self.proj(y.transpose(1, 2).contiguous().view(-1, N, C)))
+        y = y.transpose(1, 2)
+        if recording_graph():  # exporters lay SDPA's output out otherwise than the CPU kernel
+            y = y.clone(memory_format=torch.contiguous_format)  # does: a view fits both
+        y = self.proj_drop(self.proj(y.reshape(-1, N, C)))
         y = window_reverse(y, ws, Hp, Wp)
         if shift:
             y = torch.roll(y, (shift, shift), dims=(1, 2))
