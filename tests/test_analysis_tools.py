@@ -88,13 +88,13 @@ def test_deploy_tool_checks_saves_and_exports_onnx(slide_checkpoint, ade_root, t
 BROKEN_MERGE = '''
 import runpy, sys
 from vitext.ops.slide import SlideAttention
-merge = SlideAttention.merge_shift_convs
+merge = SlideAttention.switch_to_deploy
 def broken_merge(self):
     merged_before = self.deploy
     merge(self)
     if not merged_before:
         self.merged.bias.data.add_(1e-2)
-SlideAttention.merge_shift_convs = SlideAttention.switch_to_deploy = broken_merge
+SlideAttention.switch_to_deploy = broken_merge
 sys.argv = ['tools/analysis/deploy.py'] + sys.argv[1:]
 runpy.run_path('tools/analysis/deploy.py', run_name='__main__')
 '''

@@ -319,9 +319,9 @@ class SlideAttention(nn.Module):
         return self.merged is not None
 
     @torch.no_grad()
-    def merge_shift_convs(self) -> None:
+    def switch_to_deploy(self) -> None:
         """Fold the shift conv and the deformed conv into one conv (weights and biases summed).
-        Idempotent."""
+        Idempotent. Whole models switch through ``vitext.models.deploy.switch_to_deploy``."""
         if self.deploy:
             return
         merged = self._depthwise().to(self.deform.weight)
@@ -330,12 +330,10 @@ class SlideAttention(nn.Module):
         self.merged = merged
         self.shift = self.deform = None
 
-    switch_to_deploy = merge_shift_convs
-
     @staticmethod
     def fold_state_dict(state_dict: dict, prefix: str = '') -> None:
         """Turn the training-form keys of the layer at ``prefix`` (``shift.*``, ``deform.*``)
-        into deploy-form ``merged.*`` in place, as :meth:`merge_shift_convs` does."""
+        into deploy-form ``merged.*`` in place, as :meth:`switch_to_deploy` does."""
         for name in ('weight', 'bias'):
             state_dict[f'{prefix}merged.{name}'] = (state_dict.pop(f'{prefix}shift.{name}')
                                                     + state_dict.pop(f'{prefix}deform.{name}'))
@@ -344,7 +342,7 @@ class SlideAttention(nn.Module):
         if self.deploy and prefix + 'deform.weight' in state_dict:
             self.fold_state_dict(state_dict, prefix)
         elif not self.deploy and prefix + 'merged.weight' in state_dict:
-            self.merge_shift_convs()
+            self.switch_to_deploy()
         elif not self.deploy and prefix + 'shift.weight' in state_dict:
             expected = shift_kernels(self.head_dim, self.kernel_size)
             got = state_dict[prefix + 'shift.weight']
@@ -391,14 +389,6 @@ class SlideAttention(nn.Module):
                 f'deploy={self.deploy}')
 
 
-def merge_all_shift_convs(model: nn.Module) -> int:
-    """Switch every :class:`SlideAttention` in ``model`` to deploy form; returns how many."""
-    layers = [m for m in model.modules() if isinstance(m, SlideAttention)]
-    for layer in layers:
-        layer.merge_shift_convs()
-    return len(layers)
-
-
-__all__ = ['merge_all_shift_convs', 'shift_kernels', 'ShiftConv', 'slide_attention',
+__all__ = ['shift_kernels', 'ShiftConv', 'slide_attention',
            'slide_attention_copies', 'slide_attention_qkv', 'slide_attention_unfold',
            'SlideAttention']

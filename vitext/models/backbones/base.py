@@ -7,7 +7,7 @@ from typing import Callable, Dict, List, Optional, Tuple, Union
 from mmengine.model import BaseModule
 from torch import Tensor, nn
 
-from ...ops.slide import merge_all_shift_convs
+from ..deploy import switch_submodules_to_deploy
 from ..weights import load_pretrained
 
 CheckpointFilter = Callable[[Dict[str, Tensor], 'VitextBackbone'], Dict[str, Tensor]]
@@ -87,6 +87,7 @@ class VitextBackbone(BaseModule):
 class SlideBackbone(VitextBackbone):
     """A backbone with slide attention layers, which have a re-parameterised deploy form."""
 
-    def switch_to_deploy(self) -> None:
-        """Fold every slide attention's shift and deformed convs into one conv."""
-        merge_all_shift_convs(self)
+    def switch_to_deploy(self) -> List[str]:
+        """Fold every slide attention's shift and deformed convs into one conv; returns the
+        names of the switched layers."""
+        return switch_submodules_to_deploy(self)
