@@ -4,7 +4,7 @@ import torch
 from mmengine.dataset import pseudo_collate
 from mmengine.registry import DefaultScope
 
-from vitext.apis import load_config
+from vitext.preflight import load_config
 from vitext.evaluation.attacks import fgsm_attack, pgd_attack, segmentation_loss
 
 from conftest import DEMO_SEG

@@ -12,7 +12,8 @@ import pytest
 import torch
 from mmengine.registry import DefaultScope
 
-from vitext.apis import ConfigError, check_data, load_config
+from vitext.apis import fill_label_ranges
+from vitext.preflight import ConfigError, check_data, load_config
 from vitext.data.transforms import CorruptDataError
 
 from conftest import DEMO_DET, DEMO_SEG, ROOT, det_options
@@ -26,6 +27,7 @@ def build_val_dataset(data_root):
     from mmseg.registry import DATASETS
     cfg = load_config(DEMO_SEG, {'val_dataloader.dataset.data_root': data_root})
     check_data(cfg, ('val_dataloader',))
+    fill_label_ranges(cfg, ('val_dataloader',))
     with DefaultScope.overwrite_default_scope('mmseg'):
         return DATASETS.build(cfg.val_dataloader.dataset)
 

@@ -10,7 +10,7 @@ import torch
 from conftest import ROOT, last_logged, run_tool, tiny_seg_options
 
 import vitext  # noqa: F401  (registers into mmpretrain and timm)
-from vitext.apis import ConfigError, check_data, check_model_types, load_config
+from vitext.preflight import ConfigError, check_data, check_model_types, load_config
 from vitext.checkpoint import safe_load
 from vitext.data.synthetic import make_ade20k, make_imagenet
 from vitext.models.backbones import AFTViT, CBViT, SlidePVT, SlideSwinTransformer

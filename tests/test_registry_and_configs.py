@@ -7,7 +7,7 @@ import pytest
 import vitext
 from vitext import registry
 from vitext.analysis.complexity import count_parameters
-from vitext.apis import ConfigError, check_data, check_model_types, load_config
+from vitext.preflight import ConfigError, check_data, check_model_types, load_config
 
 from conftest import DEMO_SEG, ROOT
 

@@ -411,7 +411,7 @@ def test_whole_model_sizes_match_paper(config, paper_m):
     from mmengine.registry import DefaultScope
 
     from conftest import ROOT
-    from vitext.apis import load_config
+    from vitext.preflight import load_config
     cfg = load_config(osp.join(ROOT, 'configs', 'slide', config))
     models = importlib.import_module(f'{cfg.default_scope}.registry').MODELS
     with DefaultScope.overwrite_default_scope(cfg.default_scope):

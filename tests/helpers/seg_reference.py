@@ -61,7 +61,7 @@ def mmseg_predictions(config: str, checkpoint: str, img_dir: str,
     ``mmseg.apis.init_model`` / ``inference_model`` on CPU."""
     from mmseg.apis import inference_model, init_model
 
-    from vitext.apis import load_config
+    from vitext.preflight import load_config
     cfg = load_config(config, cfg_options)
     # inference_model drops mmseg's LoadAnnotations only; vitext's loader is its stand-in.
     cfg.test_pipeline = [t for t in cfg.test_pipeline if t['type'] != 'LoadSegAnnotations']

@@ -43,9 +43,11 @@ def batches(config, cfg_options, num_images):
     from mmengine.registry import DefaultScope
     from mmengine.runner import Runner
 
-    from vitext.apis import check_data, load_config
+    from vitext.apis import fill_label_ranges
+    from vitext.preflight import check_data, load_config
     cfg = load_config(config, cfg_options)
     check_data(cfg, ('test_dataloader',))
+    fill_label_ranges(cfg, ('test_dataloader',))
     with DefaultScope.overwrite_default_scope(cfg.get('default_scope', 'mmseg')):
         loader = Runner.build_dataloader(cfg.test_dataloader)
     seen = 0

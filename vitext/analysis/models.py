@@ -8,7 +8,7 @@ from mmengine.registry import DefaultScope
 from mmengine.runner import load_checkpoint
 from torch import Tensor, nn
 
-from ..apis import check_model_types, load_config
+from ..preflight import check_model_types, load_config
 
 
 def build_model(config: str, checkpoint: Optional[str] = None,

@@ -39,7 +39,7 @@ def export_config(config: str, out: str, cfg_options: Optional[dict] = None) -> 
     Raises:
         ValueError: ``out`` is not a ``.py`` file or is ``config`` itself.
     """
-    from vitext.apis import load_config
+    from vitext.preflight import load_config
     if not out.endswith('.py'):
         raise ValueError(f'{out!r}: the exported config must be a .py file')
     if osp.exists(out) and osp.samefile(out, config):
@@ -59,6 +59,6 @@ def main(argv: Optional[List[str]] = None) -> None:
     args = build_parser().parse_args(argv)
     try:
         export_config(args.config, args.out, args.cfg_options)
-    except ValueError as error:  # vitext.apis.ConfigError is one
+    except ValueError as error:  # vitext.preflight.ConfigError is one
         raise SystemExit(f'vitext export-config: {error}') from None
     print(f'wrote {args.out}')

@@ -47,14 +47,16 @@ def main(argv: Optional[List[str]] = None) -> None:
         argv: the command's arguments; default ``sys.argv[1:]``.
     """
     args = build_parser().parse_args(argv)
-    from vitext.apis import (check_checkpoint_fits, check_data, check_model_types,
-                             check_normalisation, load_config)
+    from vitext.apis import fill_label_ranges
+    from vitext.preflight import (check_checkpoint_fits, check_data, check_model_types,
+                                  check_normalisation, load_config)
     from vitext.evaluation.corruptions import CORRUPTIONS
     from vitext.evaluation.robustness import ResultsMismatchError, run_suite
     cfg = load_config(args.config, args.cfg_options)
     check_model_types(cfg)
     check_normalisation(cfg.model)
     check_data(cfg, ('test_dataloader',))
+    fill_label_ranges(cfg, ('test_dataloader',))
     check_checkpoint_fits(cfg, args.checkpoint)
     work_dir = args.work_dir or osp.join(
         './work_dirs', osp.splitext(osp.basename(args.config))[0], 'robustness',

@@ -30,7 +30,7 @@ class LoadSegAnnotations(LoadAnnotations):
     Args:
         num_classes (int, optional): the data set's number of classes. Label values (after
             ``reduce_zero_label``) must lie in ``0..num_classes-1`` or be 255 (ignored).
-            vitext's tools fill it in from the data set's classes (``vitext.apis.check_data``);
+            vitext's tools fill it in from the data set's classes (``vitext.apis.fill_label_ranges``);
             ``None`` checks nothing.
         **kwargs: mmseg's ``LoadAnnotations`` arguments (``reduce_zero_label``, ...).
     """
