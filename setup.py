@@ -65,7 +65,7 @@ EXTRAS_REQUIRE = {
     'onedl': ONEDL,
     'onedl-det': ONEDL + ['onedl-mmdetection>=3.5.1,<4.0.0'],
     # with [det] or [onedl-det]: the tests exercise detection
-    'tests': ['timm>=1.0', 'onnx', 'onnxruntime', 'pytest', 'pytest-timeout'],
+    'tests': ['timm>=1.0', 'onnx', 'onnxruntime', 'openvino', 'pytest', 'pytest-timeout'],
 }
 
 

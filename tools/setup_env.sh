@@ -31,6 +31,8 @@ uv_install() { "$VENV/bin/uv" pip install --python "$PY" "$@"; }
 
 log "installing torch, timm and the OpenMMLab runtime (except mmcv)"
 uv_install -r "$ROOT/requirements/runtime.txt" -r "$ROOT/requirements/tests.txt" wheel ninja
+# without executorch's declared dependencies: see requirements/executorch.txt
+uv_install --no-deps -r "$ROOT/requirements/executorch.txt"
 
 read -r TORCH_VERSION CUDA_AVAILABLE CUDA_ARCH < <("$PY" - <<'PYEOF'
 import torch
