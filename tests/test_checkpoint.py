@@ -372,7 +372,7 @@ def test_every_scheme_is_vitext_s():
     """Each registered scheme's loader is vitext's, or mmengine's torchvision/mmcls name
     resolution that hands its URL to the (replaced) load_from_http."""
     import mmengine.runner.checkpoint as mmengine_checkpoint
-    import vitext.checkpoint as safe
+    import vitext.checkpoint.mmengine_loaders as safe
     delegating = {mmengine_checkpoint.load_from_torchvision, mmengine_checkpoint.load_from_mmcls}
     for prefix, loader in CheckpointLoader._schemes.items():
         assert loader.__module__ == safe.__name__ or loader in delegating, prefix

@@ -1,23 +1,18 @@
-"""Safe checkpoint loading.
+"""Safe unpickling of checkpoints (:func:`safe_load`).
 
 torch >= 2.6 unpickles with ``weights_only=True`` by default, which refuses the few Python
 objects mmengine itself writes into checkpoints (its ``HistoryBuffer`` and numpy arrays/scalars in
 the message hub). Instead of switching safety off, vitext allows exactly those objects, each
-through a substitute that accepts only what mmengine and numpy write (see
-:func:`mmengine_safe_globals`), and replaces every loader of mmengine's ``CheckpointLoader`` with
-one that
+through a substitute that accepts only what mmengine and numpy write
+(:func:`mmengine_safe_globals`), and :func:`safe_load`
 
 * keeps ``weights_only=True`` explicitly (so ``TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD`` cannot turn it
-  off, and remote files are not read with ``torch.hub``'s ``weights_only=False``),
+  off),
 * reads ``.safetensors`` files too,
-* scans the pickle before unpickling it (``vitext.pickle_scan``: pickle bombs, allocations a
+* scans the pickle before unpickling it (:mod:`.pickle_scan`: pickle bombs, allocations a
   checkpoint never needs) and refuses tensors that are not dense, storage-backed ones (a sparse
   tensor's indices are not checked by torch: using it can crash Python), naming their key,
 * turns torch's long unpickling error into one message naming the file and the refused object.
-
-:func:`install` does both; it is called when ``vitext`` is imported, so it is in force under
-vitext's tools, under mmseg's/mmdet's own tools through ``custom_imports``, and for
-``mmengine.runner.CheckpointLoader`` (and mmengine's ``load_from_*`` functions) used directly.
 """
 import _compat_pickle
 import io
@@ -26,7 +21,6 @@ import os.path as osp
 import pickle
 import re
 from typing import Any, List, NoReturn, Optional, Tuple, Union
-from urllib.parse import urlparse
 
 import numpy as np
 import torch
@@ -37,6 +31,9 @@ from .pickle_scan import PickleBombError, UnreadablePickleError, scan_checkpoint
 class UnsafeCheckpointError(pickle.UnpicklingError):
     """A checkpoint holds a pickled object that is not on the allow-list, asks for more work
     or memory than a checkpoint of tensors needs, or holds a tensor unfit to load."""
+    # Named by its public path (``from vitext.checkpoint import UnsafeCheckpointError``), which
+    # the tools' last error line prints.
+    __module__ = 'vitext.checkpoint'
 
 
 def _refuse(call: str, reason: str) -> NoReturn:
@@ -276,7 +273,7 @@ def _check_tensors(obj: Any, name: str, key: str, seen: set) -> None:
         _check_tensors(value, name, key + subkey, seen)
 
 
-def _load_pickle(file: Union[str, io.BytesIO], name: str, map_location: Any) -> Any:
+def load_pickle(file: Union[str, io.BytesIO], name: str, map_location: Any) -> Any:
     """``torch.load(weights_only=True)`` of a path or buffer, after scanning its pickle and
     before any use of its tensors checking them; errors naming ``name``."""
     try:
@@ -343,106 +340,4 @@ def safe_load(filename: str, map_location: Any = 'cpu') -> Any:
         raise FileNotFoundError(f'checkpoint file {filename!r} does not exist')
     if filename.endswith('.safetensors'):
         return _load_safetensors(filename, map_location)
-    return _load_pickle(filename, filename, map_location)
-
-
-# mmengine's CheckpointLoader schemes. Its own loaders call torch.load without weights_only
-# (TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD then turns safety off) or, for URLs, torch.hub's
-# load_state_dict_from_url (weights_only=False). Each is replaced by one that finds the file the
-# same way and loads it with the functions above. torchvision://, modelzoo:// and mmcls://
-# resolve a URL and call mmengine's module-level load_from_http, which install() replaces too.
-
-def load_from_local(filename: str, map_location: Any = None) -> Any:
-    return safe_load(filename, map_location)
-
-
-def _download(url: str, model_dir: Optional[str], progress: bool) -> str:
-    """The cached download of ``url`` (torch.hub's cache, as ``load_state_dict_from_url``)."""
-    model_dir = model_dir or osp.join(torch.hub.get_dir(), 'checkpoints')
-    os.makedirs(model_dir, exist_ok=True)
-    path = osp.join(model_dir, osp.basename(urlparse(url).path))
-    if not osp.exists(path):
-        torch.hub.download_url_to_file(url, path, progress=progress)
-    return path
-
-
-def load_from_http(filename: str, map_location: Any = None, model_dir: Optional[str] = None,
-                   progress: bool = os.isatty(0)) -> Any:
-    """Download (rank 0 first, as mmengine does) and load the file safely."""
-    from mmengine.dist import get_dist_info
-    rank, world_size = get_dist_info()
-    if rank == 0:
-        path = _download(filename, model_dir, progress)
-    if world_size > 1:
-        torch.distributed.barrier()
-        if rank > 0:
-            path = _download(filename, model_dir, progress)
-    return safe_load(path, map_location)
-
-
-def load_from_openmmlab(filename: str, map_location: Any = None) -> Any:
-    """``open-mmlab://name``: a URL or a path under MMENGINE_HOME from mmengine's model list
-    (extended by ``$MMENGINE_HOME/open_mmlab.json``)."""
-    from mmengine.logging import print_log
-    from mmengine.runner.checkpoint import (_get_mmengine_home, get_deprecated_model_names,
-                                            get_external_models)
-    prefix, model_name = filename.split('://', 1)
-    renamed = get_deprecated_model_names().get(model_name)
-    if renamed:
-        print_log(f'{prefix}://{model_name} is deprecated in favor of {prefix}://{renamed}',
-                  logger='current')
-        model_name = renamed
-    models = get_external_models()
-    if model_name not in models:
-        raise KeyError(f'{filename!r} is not in mmengine\'s open-mmlab model list')
-    url = models[model_name]
-    if url.startswith(('http://', 'https://')):
-        return load_from_http(url, map_location)
-    return safe_load(osp.join(_get_mmengine_home(), url), map_location)
-
-
-def load_from_pavi(filename: str, map_location: Any = None) -> Any:
-    from tempfile import TemporaryDirectory
-    try:
-        from pavi import modelcloud
-    except ImportError:
-        raise ImportError('Please install pavi to load checkpoint from modelcloud.') from None
-    model = modelcloud.get(filename[len('pavi://'):])
-    with TemporaryDirectory() as tmp_dir:
-        path = osp.join(tmp_dir, model.name)
-        model.download(path)
-        return safe_load(path, map_location)
-
-
-def load_from_ceph(filename: str, map_location: Any = None, backend: str = 'petrel') -> Any:
-    from mmengine.fileio import get_file_backend
-    data = get_file_backend(filename, backend_args={'backend': backend}).get(filename)
-    with io.BytesIO(data) as buffer:
-        return _load_pickle(buffer, filename, map_location)
-
-
-_SCHEMES = {
-    '': load_from_local,
-    ('http://', 'https://'): load_from_http,
-    ('open-mmlab://', 'openmmlab://'): load_from_openmmlab,
-    'pavi://': load_from_pavi,
-    (r'(\S+\:)?s3://', r'(\S+\:)?petrel://'): load_from_ceph,
-}
-
-_installed = False
-
-
-def install() -> None:
-    """Allow mmengine's objects for ``weights_only`` loading and route every mmengine checkpoint
-    scheme (and mmengine's ``load_from_*`` functions) through :func:`safe_load`. Idempotent."""
-    global _installed
-    if _installed:
-        return
-    import mmengine.runner.checkpoint as mmengine_checkpoint
-    from mmengine.runner import CheckpointLoader
-
-    torch.serialization.add_safe_globals(mmengine_safe_globals())
-    for prefixes, loader in _SCHEMES.items():
-        CheckpointLoader.register_scheme(prefixes=prefixes, loader=loader, force=True)
-        setattr(mmengine_checkpoint, loader.__name__, loader)
-    _installed = True
+    return load_pickle(filename, filename, map_location)
