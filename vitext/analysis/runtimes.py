@@ -6,9 +6,9 @@ and returns a function image -> list of output tensors (float32, on the CPU), so
 PyTorch and speed are measured the same way in every runtime. A runtime that is not installed or
 cannot take the model raises :class:`RuntimeUnavailable` with a one-line reason.
 
-- onnxruntime: the module exported to ONNX (TorchScript exporter, adaptive pools made fixed
-  matmuls for this size), run by the CPU execution provider.
-- openvino: the same ONNX file, read by OpenVINO and compiled for its CPU plugin in float32.
+- onnxruntime: the module exported to ONNX by :func:`vitext.analysis.export.export_onnx`
+  (torch.export + onnxscript, adaptive pools as matmuls), run by the CPU execution provider.
+- openvino: the same ONNX file (one export serves both: ``onnx_file``), read by OpenVINO and compiled for its CPU plugin in float32.
   The ONNX file, not ``openvino.convert_model`` on the module: it is the graph already checked
   in onnxruntime, and OpenVINO's PyTorch frontend traces the module again with its own op
   coverage. OpenVINO's CPU plugin runs in bfloat16 by default where the CPU has it, so
@@ -20,7 +20,7 @@ cannot take the model raises :class:`RuntimeUnavailable` with a one-line reason.
 import copy
 import importlib
 import os
-from typing import Callable, Dict, List, Literal, Sequence, Union
+from typing import Callable, Dict, List, Literal, Optional, Sequence, Tuple, Union
 
 import torch
 from torch import Tensor, nn
@@ -72,16 +72,14 @@ def export_onnx_file(module: nn.Module, example: Tensor, workdir: str) -> str:
         raise RuntimeUnavailable(f'ONNX export failed: {one_line(error)}') from error
 
 
-def onnxruntime_runner(module: nn.Module, example: Tensor, workdir: str,
-                       num_threads: int) -> Runner:
-    """ONNX Runtime's CPU execution provider on ``module``'s ONNX export."""
+def onnxruntime_runner(onnx_file: str, num_threads: int) -> Runner:
+    """ONNX Runtime's CPU execution provider on the ONNX model ``onnx_file``."""
     ort = require('onnxruntime', 'onnxruntime')
-    path = export_onnx_file(module, example, workdir)
     options = ort.SessionOptions()
     options.intra_op_num_threads = num_threads
     options.inter_op_num_threads = 1
     try:
-        session = ort.InferenceSession(path, options, providers=['CPUExecutionProvider'])
+        session = ort.InferenceSession(onnx_file, options, providers=['CPUExecutionProvider'])
     except Exception as error:
         raise RuntimeUnavailable(f'onnxruntime cannot load the model: {one_line(error)}') \
             from error
@@ -89,12 +87,11 @@ def onnxruntime_runner(module: nn.Module, example: Tensor, workdir: str,
     return lambda image: as_tensor_list(session.run(None, {name: image.numpy()}))
 
 
-def openvino_runner(module: nn.Module, example: Tensor, workdir: str, num_threads: int) -> Runner:
-    """OpenVINO's CPU plugin, float32, on ``module``'s ONNX export."""
+def openvino_runner(onnx_file: str, num_threads: int) -> Runner:
+    """OpenVINO's CPU plugin, float32, on the ONNX model ``onnx_file``."""
     ov = require('openvino', 'openvino')
-    path = export_onnx_file(module, example, workdir)
     try:
-        compiled = ov.Core().compile_model(path, 'CPU', {
+        compiled = ov.Core().compile_model(onnx_file, 'CPU', {
             'INFERENCE_NUM_THREADS': num_threads, 'INFERENCE_PRECISION_HINT': 'f32'})
     except Exception as error:
         raise RuntimeUnavailable(f'OpenVINO cannot compile the model: {one_line(error)}') \
@@ -133,15 +130,16 @@ def executorch_runner(module: nn.Module, example: Tensor, workdir: str,
     return lambda image: [out.clone() for out in method.execute([image.contiguous()])]
 
 
-RUNTIMES: Dict[str, Callable[[nn.Module, Tensor, str, int], Runner]] = {
+# the runtimes that run the ONNX export, by name; ExecuTorch takes the module itself
+ONNX_RUNTIMES: Dict[str, Callable[[str, int], Runner]] = {
     'onnxruntime': onnxruntime_runner,
     'openvino': openvino_runner,
-    'executorch': executorch_runner,
 }
+RUNTIMES: Tuple[str, ...] = ('onnxruntime', 'openvino', 'executorch')
 
 
 def build_runner(runtime: RuntimeName, module: nn.Module, example: Tensor, workdir: str,
-                 num_threads: int = 2) -> Runner:
+                 num_threads: int = 2, onnx_file: Optional[str] = None) -> Runner:
     """``module`` converted for ``runtime`` at ``example``'s size, as image -> output tensors.
 
     Args:
@@ -151,10 +149,16 @@ def build_runner(runtime: RuntimeName, module: nn.Module, example: Tensor, workd
         example: an input of the size the converted model is for (N, C, H, W, float32).
         workdir: an existing folder for the runtime's files (model.onnx / model.pte).
         num_threads: the runtime's intra-op threads.
+        onnx_file: an ONNX export of ``module`` (e.g. :func:`export_onnx_file`'s) for
+            onnxruntime and OpenVINO to run instead of exporting again; ExecuTorch ignores it.
 
     Raises:
         RuntimeUnavailable: ``runtime`` is not installed or cannot take ``module``.
     """
     if runtime not in RUNTIMES:
         raise ValueError(f'runtime: expected one of {", ".join(RUNTIMES)}, got {runtime!r}')
-    return RUNTIMES[runtime](module, example, workdir, num_threads)
+    if runtime == 'executorch':
+        return executorch_runner(module, example, workdir, num_threads)
+    require(runtime, runtime)  # before the export: a missing runtime is the reason to report
+    return ONNX_RUNTIMES[runtime](onnx_file or export_onnx_file(module, example, workdir),
+                                  num_threads)

@@ -1,0 +1,142 @@
+"""Every backbone family and a whole segmentor in deploy form give PyTorch's outputs in the CPU
+runtimes they are deployed with: onnxruntime, OpenVINO and ExecuTorch (XNNPACK). The optional
+runtimes are installed by tools/setup_env.sh; without one its tests are skipped, naming it."""
+import os.path as osp
+from functools import partial
+
+import pytest
+import torch
+
+from conftest import ROOT
+from vitext.analysis.runtimes import (RUNTIMES, RuntimeUnavailable, build_runner,
+                                      export_onnx_file, require)
+from vitext.registry import vitext_backbones
+
+SLIDE_DEMO = osp.join(ROOT, 'configs/demo/upernet_slide-swin-mini_4xb8-120it_synthetic-ade20k-128x128.py')
+PACKAGES = {'onnxruntime': 'onnxruntime', 'openvino': 'openvino', 'executorch': 'executorch'}
+ATOL = 1e-4
+# The smallest settings that keep each family's structure (4-level pyramid, slide attention in
+# the early stages, shifted windows after): converting for ExecuTorch takes most of the time.
+TINY = {
+    'AFTViT': dict(arch=dict(embed_dims=32, num_layers=4), num_heads=4, kernel_size=3,
+                   out_indices=(0, 1, 2, 3)),
+    'CBViT': dict(arch=dict(embed_dims=48, num_layers=4, num_heads=3), cb_mode='cbs',
+                  img_size=64, out_indices=(0, 1, 2, 3)),
+    'SlidePVT': dict(arch=dict(depths=(1, 1, 1, 1), embed_dims=(16, 32, 40, 64),
+                               num_heads=(1, 2, 2, 4)), img_size=64, drop_path_rate=0.),
+    'SlideSwinTransformer': dict(arch=dict(embed_dims=16, depths=(1, 1, 2, 1),
+                                           num_heads=(1, 2, 2, 4)),
+                                 window_size=3, drop_path_rate=0.),
+}
+
+
+def runtime_or_skip(runtime: str) -> str:
+    pytest.importorskip(PACKAGES[runtime], reason=f'{runtime} is not installed')
+    return runtime
+
+
+@pytest.fixture(params=RUNTIMES)
+def runtime(request):
+    return runtime_or_skip(request.param)
+
+
+def deploy_backbone(name: str) -> torch.nn.Module:
+    """The tiny backbone ``name`` with non-trivial weights, in eval mode and deploy form."""
+    torch.manual_seed(0)
+    model = {cls.__name__: cls for cls in vitext_backbones()}[name](**TINY[name])
+    model.init_weights()
+    with torch.no_grad():  # zero-initialised biases would hide wrongly laid-out ones
+        for p in model.parameters():
+            p.add_(torch.randn_like(p) * 0.02)
+    model.eval()
+    if hasattr(model, 'switch_to_deploy'):
+        model.switch_to_deploy()
+    return model
+
+
+def deploy_segmentor() -> torch.nn.Module:
+    """Slide-Swin + UPerNet (pyramid pooling's adaptive pools included) in deploy form, as
+    images -> logits."""
+    from vitext.analysis.models import TensorForward, build_model
+    from vitext.models.deploy import switch_to_deploy
+    torch.manual_seed(0)
+    model, scope = build_model(SLIDE_DEMO)
+    assert switch_to_deploy(model)
+    return TensorForward(model, scope)
+
+
+MODELS = {**{name: partial(deploy_backbone, name) for name in TINY},
+          'segmentor': deploy_segmentor}
+
+
+@pytest.fixture(scope='module')
+def converted(tmp_path_factory):
+    """``converted(name, runtime)``: (model, image, ONNX export or None) of :data:`MODELS`'
+    ``name``, made once: onnxruntime and OpenVINO share the export (it takes longer than both
+    runs); ExecuTorch converts the model itself."""
+    models, exports = {}, {}
+
+    def get(name, runtime):
+        if name not in models:
+            torch.manual_seed(1)
+            models[name] = MODELS[name](), torch.randn(1, 3, 64, 64)
+        model, image = models[name]
+        if runtime != 'executorch' and name not in exports:
+            exports[name] = export_onnx_file(model, image, str(tmp_path_factory.mktemp(name)))
+        return model, image, exports.get(name) if runtime != 'executorch' else None
+    return get
+
+
+@pytest.mark.parametrize('name', sorted(MODELS))
+def test_model_in_runtime_equals_pytorch(name, runtime, converted, tmp_path):
+    """Every backbone family and a whole segmentor, deploy form, at 1e-4."""
+    model, image, onnx_file = converted(name, runtime)
+    with torch.no_grad():
+        expected = model(image)
+    expected = list(expected) if isinstance(expected, (tuple, list)) else [expected]
+    got = build_runner(runtime, model, image, str(tmp_path), num_threads=2,
+                       onnx_file=onnx_file)(image)
+    assert len(got) == len(expected)
+    for out, ref in zip(got, expected):
+        assert out.shape == ref.shape
+        torch.testing.assert_close(out, ref, rtol=0, atol=ATOL)
+
+
+class DataDependentBranch(torch.nn.Module):
+    """Control flow on a value: no exporter can capture it for every input."""
+
+    def forward(self, x):
+        return x * 2 if x.sum() > 0 else x
+
+
+def test_model_a_runtime_cannot_take_is_reported_in_one_line(runtime, tmp_path):
+    with pytest.raises(RuntimeUnavailable) as info:
+        build_runner(runtime, DataDependentBranch(), torch.ones(1, 3, 4, 4), str(tmp_path))
+    assert str(info.value).startswith(('ONNX export failed: ', 'ExecuTorch lowering failed: '))
+    assert '\n' not in str(info.value)
+
+
+def test_every_registered_backbone_has_a_tiny_setting():
+    assert {cls.__name__ for cls in vitext_backbones()} == set(TINY)
+
+
+def test_unknown_runtime_is_refused_by_name(tmp_path):
+    with pytest.raises(ValueError, match="expected one of onnxruntime, openvino, executorch, "
+                                         "got 'tensorrt'"):
+        build_runner('tensorrt', deploy_backbone('SlidePVT'), torch.randn(1, 3, 64, 64),
+                     str(tmp_path))
+
+
+def test_missing_runtime_is_named_in_one_line():
+    with pytest.raises(RuntimeUnavailable, match=r'^openvino-nightly is not installed \(') as info:
+        require('openvino_nightly_not_here', 'openvino-nightly')
+    assert '\n' not in str(info.value)
+
+
+def test_executorch_runner_sets_the_thread_count(tmp_path):
+    runtime_or_skip('executorch')
+    from executorch.extension.pybindings import portable_lib
+    module = torch.nn.Conv2d(3, 4, 3).eval()
+    for threads in (1, 2):
+        build_runner('executorch', module, torch.randn(1, 3, 8, 8), str(tmp_path), threads)
+        assert portable_lib._threadpool_get_thread_count() == threads
