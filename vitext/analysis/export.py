@@ -88,8 +88,8 @@ def flat(outputs) -> List[Tensor]:
 def dynamic_shapes_spec() -> Tuple[dict]:
     """torch.export's dynamic dims of an image batch: batch, height and width."""
     dim = torch.export.Dim
-    return ({0: dim('batch', min=1, max=4096), 2: dim('height', min=2, max=16384),
-             3: dim('width', min=2, max=16384)},)
+    return ({0: dim('batch', min=1, max=4096), 2: dim('height', min=33, max=16384),
+             3: dim('width', min=33, max=16384)},)
 
 
 def export_onnx(module: nn.Module, example: Tensor, path: str, dynamic: bool = False,

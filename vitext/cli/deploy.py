@@ -2,7 +2,7 @@
 match, save it; optionally export the deploy model to ONNX and check an onnxruntime run.
 
 vitext deploy CONFIG CHECKPOINT OUT.pth [--shape H W] [--atol 1e-4]
-    [--onnx OUT.onnx] [--opset 17] [--cfg-options k=v ...]
+    [--onnx OUT.onnx [--opset N] [--dynamic] [--backbone-only]] [--cfg-options k=v ...]
 (or python tools/analysis/deploy.py ...)
 
 Every module with ``switch_to_deploy()`` (Slide attention: shift and deformed convs merged) is
@@ -10,9 +10,22 @@ switched. The outputs compared are a segmentor's logits (backbone, neck, decode 
 detector's backbone + neck features on a random image of --shape; the check fails (exit 1)
 beyond --atol. The saved file holds ``state_dict`` and ``meta`` only (tensors and plain data, so
 it loads with weights_only=True); it loads into the same config (vitext test), which switches
-the model to deploy form on load. ONNX: the same tensors, via PyTorch's TorchScript exporter,
-run with onnxruntime on the CPU; no custom op is needed. The ONNX model is for --shape (adaptive
-pools become fixed matmuls).
+the model to deploy form on load.
+
+ONNX (--onnx): the deploy model (or with --backbone-only its backbone alone: images -> the tuple
+of NCHW maps) exported by PyTorch's recommended exporter, ``torch.onnx.export(dynamo=True)``:
+``torch.export`` captures the model and onnxscript translates it (no custom op is needed). Not
+the TorchScript exporter: it lacks ops vitext uses (``expm1``, antialiased bicubic resizing),
+and its tracing froze shape-dependent values (padding, window shifts and masks) as constants, so
+a graph with dynamic axes ran wrong at other sizes without an error. The file is written only
+after onnxruntime (CPU) reproduced PyTorch within --atol; otherwise the tool exits 1 and writes
+nothing. --opset: the exporter's default (20) unless given; below 18 the exporter converts down.
+
+Without --dynamic the graph is for --shape only. With --dynamic, batch, height and width are
+dynamic axes: ``torch.export`` keeps every size symbolic (padding, windows, position-table
+resizing, and UperNet's adaptive pools as matmuls built from the input size), or refuses the
+model, which the tool reports in one line (exit 1, no file). The graph is then checked at --shape
+(batch 2) and at a second size that pads at every stride (batch 1).
 """
 import argparse
 import copy
@@ -34,14 +47,14 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument('--atol', type=float, default=1e-4,
                         help='largest allowed |train - deploy| (and |PyTorch - ONNX|)')
     parser.add_argument('--onnx', help='also export the deploy model to this .onnx file')
-    parser.add_argument('--opset', type=int, default=17)
+    parser.add_argument('--opset', type=int, default=None,
+                        help="ONNX opset (default: the exporter's)")
+    parser.add_argument('--dynamic', action='store_true',
+                        help='ONNX with dynamic batch/height/width, checked at a second size')
+    parser.add_argument('--backbone-only', action='store_true',
+                        help="ONNX of the backbone alone (its tuple of NCHW maps)")
     parser.add_argument('--cfg-options', nargs='+', action=DictAction)
     return parser
-
-
-def flat(outputs) -> list:
-    """``outputs`` as a list of tensors (a single tensor becomes a list of one)."""
-    return list(outputs) if isinstance(outputs, (tuple, list)) else [outputs]
 
 
 def max_difference(a, b) -> float:
@@ -51,15 +64,57 @@ def max_difference(a, b) -> float:
         a: one model's outputs.
         b: the other model's outputs, in the same structure.
     """
+    from vitext.analysis.export import flat
     return max(float((torch.as_tensor(x) - torch.as_tensor(y)).abs().max())
                for x, y in zip(flat(a), flat(b)))
+
+
+def export_and_check(module: torch.nn.Module, path: str, shape, dynamic: bool,
+                     opset: Optional[int], atol: float) -> None:
+    """Export ``module`` to ``path`` and check it with onnxruntime at ``shape`` (and, with
+    ``dynamic``, at a second size); exits 1 with one line (and no file) when the export is
+    refused or onnxruntime differs beyond ``atol``.
+
+    Args:
+        module: the deploy model (images -> tensors) in eval mode; left unchanged.
+        path: the .onnx file.
+        shape: the export size (H, W).
+        dynamic: dynamic batch/height/width.
+        opset: ONNX opset (None: the exporter's default).
+        atol: largest allowed |PyTorch - onnxruntime|.
+    """
+    from vitext.analysis.export import (ExportRefused, export_onnx, onnxruntime_difference,
+                                        second_shape)
+    torch.manual_seed(0)
+    example = torch.randn(2 if dynamic else 1, 3, *shape)
+    checks = [example] + ([torch.randn(1, 3, *second_shape(shape))] if dynamic else [])
+    partial = f'{path}.partial'
+    try:
+        export_onnx(copy.deepcopy(module), example, partial, dynamic=dynamic, opset=opset)
+        diffs = [onnxruntime_difference(partial, module, images) for images in checks]
+    except ExportRefused as exc:
+        if os.path.exists(partial):
+            os.remove(partial)
+        print(f'error: {"--dynamic: " if dynamic else ""}{exc}', file=sys.stderr)
+        sys.exit(1)
+    sizes = ', '.join(f'{d:.3g} at {tuple(images.shape)}' for d, images in zip(diffs, checks))
+    print(f'onnx ({"dynamic batch/height/width" if dynamic else "static shape"}): {path}; '
+          f'max |PyTorch - onnxruntime| = {sizes} (atol {atol:g})')
+    if max(diffs) > atol:
+        os.remove(partial)
+        print('error: onnxruntime does not reproduce PyTorch; nothing written', file=sys.stderr)
+        sys.exit(1)
+    os.replace(partial, path)
 
 
 def main(argv: Optional[List[str]] = None) -> None:
     """Args:
         argv: the command's arguments; default ``sys.argv[1:]``.
     """
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if (args.dynamic or args.backbone_only) and not args.onnx:
+        parser.error('--dynamic and --backbone-only apply to the ONNX export: give --onnx')
     from vitext.analysis.models import TensorForward, build_model
     from vitext.models.deploy import switch_to_deploy
     model, scope = build_model(args.config, args.checkpoint, args.cfg_options)
@@ -84,17 +139,5 @@ def main(argv: Optional[List[str]] = None) -> None:
                               source=os.path.basename(args.checkpoint))), args.out)
     print(f'deploy checkpoint: {args.out}')
     if args.onnx:
-        import numpy as np
-        import onnxruntime as ort
-
-        from vitext.analysis.export import fix_adaptive_pools
-        fix_adaptive_pools(deploy_fwd, image)  # exact at this size; see vitext/analysis/export
-        torch.onnx.export(deploy_fwd, (image,), args.onnx, dynamo=False, opset_version=args.opset,
-                          input_names=['image'])
-        session = ort.InferenceSession(args.onnx, providers=['CPUExecutionProvider'])
-        onnx_out = session.run(None, {'image': image.numpy()})
-        diff = max(float(np.abs(o - t.numpy()).max()) for o, t in zip(onnx_out, flat(got)))
-        print(f'onnx: {args.onnx}; max |PyTorch - onnxruntime| = {diff:.3g} (atol {args.atol:g})')
-        if diff > args.atol:
-            print('error: onnxruntime does not reproduce PyTorch', file=sys.stderr)
-            sys.exit(1)
+        module = deploy.backbone if args.backbone_only else deploy_fwd
+        export_and_check(module, args.onnx, args.shape, args.dynamic, args.opset, args.atol)

@@ -5,6 +5,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from .export_mode import recording_graph
+
 
 def resize_grid_tokens(tokens: Tensor, new_grid: Sequence[int], old_grid: Sequence[int],
                        num_prefix_tokens: int = 0, mode: str = 'bicubic',
@@ -12,9 +14,12 @@ def resize_grid_tokens(tokens: Tensor, new_grid: Sequence[int], old_grid: Sequen
     """Resample per-token vectors laid out on a grid to another grid.
 
     ``tokens`` is (T, C) or (B, T, C) with T = num_prefix_tokens + h*w: the prefix (e.g. class)
-    tokens are kept, the h*w grid part is interpolated to ``new_grid`` in 2-d."""
+    tokens are kept, the h*w grid part is interpolated to ``new_grid`` in 2-d.
+
+    A recorded graph (export) always interpolates, the same grid included (an identity for these
+    modes): comparing an input-dependent grid with the table's would fix it to one size."""
     new_grid, old_grid = tuple(new_grid), tuple(old_grid)
-    if new_grid == old_grid:
+    if not recording_graph() and new_grid == old_grid:
         return tokens
     batched = tokens.dim() == 3
     t = tokens if batched else tokens.unsqueeze(0)
