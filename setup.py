@@ -65,7 +65,9 @@ EXTRAS_REQUIRE = {
     'onedl': ONEDL,
     'onedl-det': ONEDL + ['onedl-mmdetection>=3.5.1,<4.0.0'],
     # with [det] or [onedl-det]: the tests exercise detection
-    'tests': ['timm>=1.0', 'onnx', 'onnxruntime', 'openvino', 'pytest', 'pytest-timeout'],
+    # onnxscript: torch.onnx.export(dynamo=True), the deploy tool's ONNX exporter
+    'tests': ['timm>=1.0', 'onnx', 'onnxruntime', 'onnxscript', 'openvino', 'pytest',
+              'pytest-timeout'],
 }
 
 
