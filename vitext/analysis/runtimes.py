@@ -59,7 +59,8 @@ def one_line(error: BaseException) -> str:
     root = error
     while root.__cause__ is not None:
         root = root.__cause__
-    return first_line(error) + ('' if root is error else f' <- {first_line(root)}')
+    outer, inner = first_line(error), first_line(root)
+    return outer if inner.split(': ', 1)[1] in outer else f'{outer} <- {inner}'
 
 
 def export_onnx_file(module: nn.Module, example: Tensor, workdir: str) -> str:

@@ -2,7 +2,8 @@
 match, save it; optionally export the deploy model to ONNX and check an onnxruntime run.
 
 vitext deploy CONFIG CHECKPOINT OUT.pth [--shape H W] [--atol 1e-4]
-    [--onnx OUT.onnx [--opset N] [--dynamic] [--backbone-only]] [--cfg-options k=v ...]
+    [--onnx OUT.onnx [--opset N] [--dynamic] [--backbone-only]]
+    [--runtimes onnxruntime openvino executorch] [--cfg-options k=v ...]
 (or python tools/analysis/deploy.py ...)
 
 Every module with ``switch_to_deploy()`` (Slide attention: shift and deformed convs merged) is
@@ -26,15 +27,25 @@ dynamic axes: ``torch.export`` keeps every size symbolic (padding, windows, posi
 resizing, and UperNet's adaptive pools as matmuls built from the input size), or refuses the
 model, which the tool reports in one line (exit 1, no file). The graph is then checked at --shape
 (batch 2) and at a second size that pads at every stride (batch 1).
+
+--runtimes: the deploy model (the ONNX file's module) also run at --shape in each runtime named
+(see vitext/analysis/runtimes: onnxruntime and OpenVINO run the ONNX export, --onnx's file when
+given, ExecuTorch lowers the model to XNNPACK), one line each with its max |PyTorch - runtime|;
+beyond --atol the tool exits 1 after all of them. A runtime that is not installed or cannot take
+the model prints ``<runtime>: cannot run this model: <reason>`` and the other checks go on.
+Default: onnxruntime when --onnx is given (the export's own check above).
 """
 import argparse
 import copy
 import os
 import sys
-from typing import List, Optional
+import tempfile
+from typing import List, Optional, Sequence
 
 import torch
 from mmengine.config import DictAction
+
+from vitext.analysis.runtimes import RUNTIMES
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -53,6 +64,9 @@ def build_parser() -> argparse.ArgumentParser:
                         help='ONNX with dynamic batch/height/width, checked at a second size')
     parser.add_argument('--backbone-only', action='store_true',
                         help="ONNX of the backbone alone (its tuple of NCHW maps)")
+    parser.add_argument('--runtimes', nargs='+', choices=RUNTIMES, default=[],
+                        help='also check the deploy model in these runtimes at --shape '
+                             '(default: onnxruntime when --onnx is given)')
     parser.add_argument('--cfg-options', nargs='+', action=DictAction)
     return parser
 
@@ -107,6 +121,47 @@ def export_and_check(module: torch.nn.Module, path: str, shape, dynamic: bool,
     os.replace(partial, path)
 
 
+def check_runtimes(runtimes: Sequence[str], module: torch.nn.Module, image: torch.Tensor,
+                   onnx_file: Optional[str], atol: float) -> bool:
+    """Run ``module`` in each of ``runtimes`` on ``image`` and print one line per runtime: its
+    max |PyTorch - runtime|, or why it cannot run the model (the others still run). Returns
+    whether every runtime that ran reproduced PyTorch within ``atol``.
+
+    Args:
+        runtimes: names from :data:`vitext.analysis.runtimes.RUNTIMES`.
+        module: the deploy model (images -> tensors) in eval mode; left unchanged.
+        image: the input, of the size the runtimes convert for.
+        onnx_file: an ONNX export of ``module`` for onnxruntime and OpenVINO (None: exported
+            once here for them).
+        atol: largest allowed |PyTorch - runtime|.
+    """
+    from vitext.analysis.runtimes import (ONNX_RUNTIMES, RuntimeUnavailable, build_runner,
+                                          export_onnx_file)
+    with torch.no_grad():
+        expected = module(image)
+    ok = True
+    with tempfile.TemporaryDirectory() as workdir:
+        export_failure = None
+        if onnx_file is None and set(runtimes) & set(ONNX_RUNTIMES):
+            try:
+                onnx_file = export_onnx_file(module, image, workdir)
+            except RuntimeUnavailable as exc:
+                export_failure = exc
+        for runtime in runtimes:
+            try:
+                if runtime in ONNX_RUNTIMES and export_failure is not None:
+                    raise export_failure
+                got = build_runner(runtime, module, image, workdir, torch.get_num_threads(),
+                                   onnx_file)(image)
+            except RuntimeUnavailable as exc:
+                print(f'{runtime}: cannot run this model: {exc}')
+                continue
+            diff = max_difference(expected, got)
+            print(f'{runtime}: max |PyTorch - {runtime}| = {diff:.3g} (atol {atol:g})')
+            ok = ok and diff <= atol
+    return ok
+
+
 def main(argv: Optional[List[str]] = None) -> None:
     """Args:
         argv: the command's arguments; default ``sys.argv[1:]``.
@@ -141,3 +196,9 @@ def main(argv: Optional[List[str]] = None) -> None:
     if args.onnx:
         module = deploy.backbone if args.backbone_only else deploy_fwd
         export_and_check(module, args.onnx, args.shape, args.dynamic, args.opset, args.atol)
+    # onnxruntime has checked the --onnx file in export_and_check
+    runtimes = [r for r in args.runtimes if not (args.onnx and r == 'onnxruntime')]
+    if runtimes and not check_runtimes(runtimes, deploy.backbone if args.backbone_only
+                                       else deploy_fwd, image, args.onnx, args.atol):
+        print('error: a runtime does not reproduce PyTorch', file=sys.stderr)
+        sys.exit(1)
