@@ -54,6 +54,19 @@ def test_tool_and_command_print_the_same_help(command, capsys, monkeypatch):
     assert tool_help == help_text([command, '--help'], capsys)
 
 
+def test_tools_import_the_installed_vitext():
+    """One rule for every tools/*.py: they import vitext as installed (pip -e, the wheel, whose
+    copies live under vitext/.mim/tools/), as tools/train.py always did; six of them put the
+    checkout first on sys.path. A checkout that is not installed runs them with PYTHONPATH=.
+    (as tools/dist_train.sh does)."""
+    import glob
+    tools = sorted(glob.glob(osp.join(ROOT, 'tools', '**', '*.py'), recursive=True))
+    assert len(tools) >= 10
+    for path in tools:
+        with open(path) as f:
+            assert 'sys.path' not in f.read(), osp.relpath(path, ROOT)
+
+
 def test_unknown_command_fails_with_one_line(capsys):
     assert main(['trian', 'config.py']) == 2
     err = capsys.readouterr().err

@@ -11,12 +11,8 @@ Without CONFIGs: the four CPU demo configs (ResNet-18 baseline, Slide-Swin, AFT-
 --cfg-options apply to every config (e.g. train_cfg.max_iters=50 for a shorter run).
 """
 import argparse
-import os
-import sys
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-
-from mmengine.config import DictAction  # noqa: E402
+from mmengine.config import DictAction
 
 DEMO_CONFIGS = [
     f'configs/demo/upernet_{name}_4xb8-120it_synthetic-ade20k-128x128.py'

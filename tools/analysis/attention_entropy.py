@@ -14,12 +14,9 @@ import argparse
 import json
 import math
 import os
-import sys
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
-
-import torch  # noqa: E402
-from mmengine.config import DictAction  # noqa: E402
+import torch
+from mmengine.config import DictAction
 
 
 def parse_args():
