@@ -73,6 +73,49 @@ def det_options(root):
                    'default_hooks.logger.interval=1']
 
 
+def train_demo(config, work, options):
+    """tools/train.py on ``config`` into ``work`` with these --cfg-options; returns ``work``."""
+    run_tool(['tools/train.py', config, '--work-dir', str(work), '--cfg-options', *options])
+    return work
+
+
+# Dropout draws random numbers in the iterations a resumed run skips.
+NO_DROPOUT = ['model.decode_head.dropout_ratio=0', 'model.auxiliary_head.dropout_ratio=0']
+
+
+# One short training run per model, shared by every test that only needs a trained work dir or
+# checkpoint (the e2e, robustness, crash-safety, checkpoint and analysis tests): each run costs
+# tens of seconds of the suite, most of it process start and the runner's setup.
+@pytest.fixture(scope='session')
+def seg_demo_run(ade_root, tmp_path_factory):
+    """DEMO_SEG trained 4 iterations with a checkpoint after each (iter_1.pth .. iter_4.pth),
+    dropout off so that a resumed run reproduces it exactly: the work dir. Read only."""
+    options = tiny_seg_options(ade_root, max_iters=4, ckpt_interval=1) + NO_DROPOUT
+    return train_demo(DEMO_SEG, tmp_path_factory.mktemp('seg_demo_run'), options)
+
+
+@pytest.fixture(scope='session')
+def mini_checkpoint(ade_root, tmp_path_factory):
+    """``mini_checkpoint(config)``: iter_2.pth of a 2-iteration run of that demo config (trained
+    on first use, then shared)."""
+    checkpoints = {}
+
+    def checkpoint(config):
+        config = osp.abspath(config)
+        if config not in checkpoints:
+            work = tmp_path_factory.mktemp(osp.basename(config).split('_')[1])
+            train_demo(config, work, tiny_seg_options(ade_root, max_iters=2, ckpt_interval=2))
+            checkpoints[config] = work / 'iter_2.pth'
+        return checkpoints[config]
+    return checkpoint
+
+
+@pytest.fixture(scope='session')
+def mask_rcnn_run(coco_root, tmp_path_factory):
+    """DEMO_DET trained one epoch (epoch_1.pth, validated after it): the work dir. Read only."""
+    return train_demo(DEMO_DET, tmp_path_factory.mktemp('mask_rcnn_run'), det_options(coco_root))
+
+
 def run_tool(args, cwd=ROOT, env=None, timeout=900, check=True):
     """Run a command with this interpreter's environment; returns the CompletedProcess."""
     full_env = dict(os.environ)

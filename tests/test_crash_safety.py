@@ -25,10 +25,12 @@ def train(ade_root, work, *cfg_options, resume=False, max_iters=3, check=True,
 
 
 @pytest.fixture(scope='module')
-def trained(ade_root, tmp_path_factory):
-    """A work dir with iter_1.pth .. iter_3.pth."""
-    work = tmp_path_factory.mktemp('three_ckpts')
-    train(ade_root, work)
+def trained(seg_demo_run, tmp_path_factory):
+    """A work dir with iter_1.pth .. iter_3.pth: the shared run (conftest, a checkpoint after
+    each iteration) as it stood after its third checkpoint."""
+    work = shutil.copytree(seg_demo_run, tmp_path_factory.mktemp('three_ckpts') / 'work')
+    (work / 'iter_4.pth').unlink()
+    (work / 'last_checkpoint').write_text(str(work / 'iter_3.pth'))
     return work
 
 

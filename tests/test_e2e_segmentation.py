@@ -7,11 +7,10 @@ import socket
 
 import mmseg
 import numpy as np
-import pytest
 import torch
 from seg_reference import ade_metrics, saved_predictions
 
-from conftest import DEMO_SEG, run_tool, tiny_seg_options
+from conftest import DEMO_SEG, NO_DROPOUT, run_tool, tiny_seg_options
 
 
 def free_port():
@@ -20,22 +19,14 @@ def free_port():
         return str(s.getsockname()[1])
 
 
-@pytest.fixture(scope='module')
-def trained(ade_root, tmp_path_factory):
-    work = tmp_path_factory.mktemp('seg_work')
-    run_tool(['tools/train.py', DEMO_SEG, '--work-dir', str(work), '--cfg-options',
-              *tiny_seg_options(ade_root)])
-    return work
+def test_train_writes_checkpoints(seg_demo_run):
+    assert (seg_demo_run / 'iter_2.pth').is_file() and (seg_demo_run / 'iter_4.pth').is_file()
+    assert (seg_demo_run / 'last_checkpoint').read_text().strip().endswith('iter_4.pth')
 
 
-def test_train_writes_checkpoints(trained):
-    assert (trained / 'iter_2.pth').is_file() and (trained / 'iter_4.pth').is_file()
-    assert (trained / 'last_checkpoint').read_text().strip().endswith('iter_4.pth')
-
-
-def test_test_tool_reports_miou_per_class(trained, ade_root, tmp_path):
+def test_test_tool_reports_miou_per_class(seg_demo_run, ade_root, tmp_path):
     pred_dir = tmp_path / 'pred'
-    proc = run_tool(['tools/test.py', DEMO_SEG, str(trained / 'iter_4.pth'), '--work-dir',
+    proc = run_tool(['tools/test.py', DEMO_SEG, str(seg_demo_run / 'iter_4.pth'), '--work-dir',
                      str(tmp_path), '--out', str(pred_dir), '--show-dir', 'vis',
                      '--cfg-options', *tiny_seg_options(ade_root)])
     assert 'mIoU' in proc.stdout and 'per class results' in proc.stdout + proc.stderr
@@ -60,7 +51,7 @@ def test_test_tool_reports_miou_per_class(trained, ade_root, tmp_path):
     assert len(painted) == 6 and all(name.endswith('.png') for name in painted)
 
 
-def test_test_tool_tta(trained, ade_root, tmp_path):
+def test_test_tool_tta(seg_demo_run, ade_root, tmp_path):
     """--tta feeds the backbone every view of the config's tta_pipeline (6 scales x {plain,
     flipped} per image) and scores the merged predictions."""
     recording = tmp_path / 'recording.py'
@@ -71,7 +62,7 @@ def test_test_tool_tta(trained, ade_root, tmp_path):
         'allow_failed_imports=False)\n'
         f"custom_hooks = [dict(type='RecordBackboneInputsHook', out_file={str(inputs)!r})]\n")
     pred_dir = tmp_path / 'pred'
-    run_tool(['tools/test.py', str(recording), str(trained / 'iter_4.pth'), '--tta',
+    run_tool(['tools/test.py', str(recording), str(seg_demo_run / 'iter_4.pth'), '--tta',
               '--work-dir', str(tmp_path), '--out', str(pred_dir),
               '--cfg-options', *tiny_seg_options(ade_root)])
     seen = json.loads(inputs.read_text())
@@ -120,12 +111,10 @@ def test_train_tool_missing_data_root(tmp_path):
     assert 'ConfigError: train_dataloader.dataset.data_root' in last and 'nowhere' in last
 
 
-def test_resume_after_kill_matches_uninterrupted(ade_root, tmp_path):
-    # No dropout: its random draws in the iterations the resumed run skips would differ.
-    opts = tiny_seg_options(ade_root, max_iters=4, ckpt_interval=2) + [
-        'model.decode_head.dropout_ratio=0', 'model.auxiliary_head.dropout_ratio=0']
-    run_tool(['tools/train.py', DEMO_SEG, '--work-dir', str(tmp_path / 'full'),
-              '--cfg-options', *opts])
+def test_resume_after_kill_matches_uninterrupted(seg_demo_run, ade_root, tmp_path):
+    """The uninterrupted run is the shared one (same options but for its checkpoint interval,
+    which changes no number)."""
+    opts = tiny_seg_options(ade_root, max_iters=4, ckpt_interval=2) + NO_DROPOUT
 
     killing = tmp_path / 'killing.py'
     killing.write_text(
@@ -143,7 +132,7 @@ def test_resume_after_kill_matches_uninterrupted(ade_root, tmp_path):
                      '--cfg-options', *opts])
     assert 'resumed epoch: 0, iter: 2' in proc.stdout + proc.stderr
 
-    full = torch.load(tmp_path / 'full' / 'iter_4.pth', weights_only=True)
+    full = torch.load(seg_demo_run / 'iter_4.pth', weights_only=True)
     resumed = torch.load(work / 'iter_4.pth', weights_only=True)
     assert full['meta']['iter'] == resumed['meta']['iter'] == 4
     for key, value in full['state_dict'].items():
