@@ -202,7 +202,9 @@ def pretrained_cbvit(imagenet_root, tmp_path_factory):
     return work, osp.join(work, f'iter_{PRETRAIN_ITERS}.pth')
 
 
-PRETRAIN_ITERS = 120
+# Top-1 of the 32 validation images after 20 / 40 / 60 iterations, seeds 0, 1, 2:
+# 28 / 81 / 91 %, 28 / 81 / 78 %, 28 / 78 / 91 %; the test asks for over 60 %.
+PRETRAIN_ITERS = 60
 
 
 def test_pretrain_then_test_reports_top1_top5(pretrained_cbvit, imagenet_root):
