@@ -5,8 +5,6 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from .export_mode import recording_graph
-
 
 def resize_grid_tokens(tokens: Tensor, new_grid: Sequence[int], old_grid: Sequence[int],
                        num_prefix_tokens: int = 0, mode: str = 'bicubic',
@@ -16,10 +14,14 @@ def resize_grid_tokens(tokens: Tensor, new_grid: Sequence[int], old_grid: Sequen
     ``tokens`` is (T, C) or (B, T, C) with T = num_prefix_tokens + h*w: the prefix (e.g. class)
     tokens are kept, the h*w grid part is interpolated to ``new_grid`` in 2-d.
 
-    A recorded graph (export) always interpolates, the same grid included (an identity for these
-    modes): comparing an input-dependent grid with the table's would fix it to one size."""
+    A graph recorded with input-dependent sizes (tracing, ONNX export, torch.export with dynamic
+    sizes) always interpolates, the same grid included (an identity for these modes): comparing
+    the grid with the table's would fix it to one size. torch.export at a static size compares
+    plain ints, so ExecuTorch, which has no antialiased bicubic kernel, gets no resize."""
     new_grid, old_grid = tuple(new_grid), tuple(old_grid)
-    if not recording_graph() and new_grid == old_grid:
+    symbolic = (torch.onnx.is_in_onnx_export() or torch.jit.is_tracing()
+                or any(isinstance(size, torch.SymInt) for size in new_grid))
+    if not symbolic and new_grid == old_grid:
         return tokens
     batched = tokens.dim() == 3
     t = tokens if batched else tokens.unsqueeze(0)
