@@ -88,8 +88,8 @@ def flat(outputs) -> List[Tensor]:
 def dynamic_shapes_spec() -> Tuple[dict]:
     """torch.export's dynamic dims of an image batch: batch, height and width."""
     dim = torch.export.Dim
-    return ({0: dim('batch', min=1, max=4096), 2: dim('height', min=33, max=16384),
-             3: dim('width', min=33, max=16384)},)
+    return ({0: dim('batch', min=1, max=4096), 2: dim('height', min=64, max=16384),
+             3: dim('width', min=64, max=16384)},)
 
 
 def export_onnx(module: nn.Module, example: Tensor, path: str, dynamic: bool = False,
@@ -121,9 +121,11 @@ def export_onnx(module: nn.Module, example: Tensor, path: str, dynamic: bool = F
                                           strict=False)
     except Exception as exc:  # torch.export raises several types; the first line says why
         what = 'with dynamic batch/height/width' if dynamic else 'at this size'
-        reason = next((line for line in str(exc).splitlines() if line.strip()), type(exc).__name__)
+        lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+        guard = next((line for line in lines if line.startswith('- Not all values')), '')
+        reason = ' '.join([lines[0] if lines else type(exc).__name__, guard[2:]])
         raise ExportRefused(f'torch.export cannot capture {type(module).__name__} {what}: '
-                            f'{reason.strip()}') from exc
+                            f'{reason.strip()[:400]}') from exc
     onnx_program = torch.onnx.export(program, (example,), dynamo=True, opset_version=opset,
                                      input_names=['image'])
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
