@@ -44,8 +44,14 @@ from vitext.analysis.runtimes import RuntimeUnavailable, one_line  # noqa: E402
 Part = Literal['backbone', 'segmentor']
 Runtime = Literal['eager', 'compile', 'onnxruntime', 'openvino', 'executorch']
 PARTS: Tuple[Part, ...] = ('backbone', 'segmentor')
-# In the order measured: the targets' runtimes first, torch.compile (the slowest to build) last.
 RUNTIMES: Tuple[Runtime, ...] = ('onnxruntime', 'executorch', 'eager', 'openvino', 'compile')
+# The order of the measurements (under --time-limit-s the last ones may be left out): the
+# backbones in the targets' runtimes first, then what a deployment compares most.
+STEPS: Tuple[Tuple[Part, Runtime], ...] = (
+    ('backbone', 'onnxruntime'), ('backbone', 'executorch'), ('backbone', 'eager'),
+    ('segmentor', 'onnxruntime'), ('segmentor', 'eager'), ('backbone', 'openvino'),
+    ('backbone', 'compile'), ('segmentor', 'executorch'), ('segmentor', 'openvino'),
+    ('segmentor', 'compile'))
 RUNTIME_NAMES = dict(eager='PyTorch eager', compile='torch.compile (inductor)',
                      onnxruntime='ONNX Runtime', openvino='OpenVINO',
                      executorch='ExecuTorch-XNNPACK')
@@ -291,9 +297,8 @@ def main(argv: Optional[Sequence[str]] = None) -> dict:
     env.update(runtime_versions())
     results: dict = {name: {part: {} for part in args.parts} for name in args.pairs}
     start = time.monotonic()
-    # every backbone (the targets) before any segmentor; runtimes in the order given
-    for part in args.parts:
-        for runtime in args.runtimes:
+    for part, runtime in STEPS:
+        if part in args.parts and runtime in args.runtimes:
             for name in args.pairs:
                 if args.time_limit_s and time.monotonic() - start > args.time_limit_s:
                     results[name][part][runtime] = dict(
@@ -331,17 +336,16 @@ def plot(results: dict, names: List[str], path: str) -> None:
     fig, axes = plt.subplots(1, len(names), figsize=(4 * len(names), 3.6), squeeze=False)
     for ax, name in zip(axes[0], names):
         pair = PAIRS[name]
-        for offset, part in zip((-0.2, 0.2), results[name]):
-            entries = results[name][part]
-            xs = [i + offset for i, r in enumerate(entries) if 'ratio' in entries[r]]
-            got = [entries[r] for r in entries if 'ratio' in entries[r]]
-            ratios = [e['ratio'] for e in got]
-            spread = [[r - e['ratio_min'] for r, e in zip(ratios, got)],
-                      [e['ratio_max'] - r for r, e in zip(ratios, got)]]
-            ax.bar(xs, ratios, width=0.4, yerr=spread, capsize=3, label=part)
-        runtime_names = list(results[name][next(iter(results[name]))])
-        ax.set_xticks(range(len(runtime_names)))
-        ax.set_xticklabels([RUNTIME_NAMES[r].split(' ')[0] for r in runtime_names], rotation=30,
+        shown = [r for r in RUNTIMES if any(r in entries for entries in results[name].values())]
+        for offset, (part, entries) in zip((-0.2, 0.2), results[name].items()):
+            got = [(shown.index(r), e) for r, e in entries.items() if 'ratio' in e]
+            ratios = [e['ratio'] for _, e in got]
+            spread = [[e['ratio'] - e['ratio_min'] for _, e in got],
+                      [e['ratio_max'] - e['ratio'] for _, e in got]]
+            ax.bar([x + offset for x, _ in got], ratios, width=0.4, yerr=spread, capsize=3,
+                   label=part)
+        ax.set_xticks(range(len(shown)))
+        ax.set_xticklabels([RUNTIME_NAMES[r].split(' ')[0] for r in shown], rotation=30,
                            fontsize=8)
         ax.axhline(1., color='grey', linewidth=0.8)
         ax.axhline(pair.target, color='red', linestyle='--', linewidth=1,
@@ -395,7 +399,8 @@ def table(results: dict, names: List[str]) -> List[List[str]]:
     for name in names:
         pair = PAIRS[name]
         for part, runtimes in results[name].items():
-            for runtime, entry in runtimes.items():
+            for runtime in (r for r in RUNTIMES if r in runtimes):
+                entry = runtimes[runtime]
                 if 'not_measured' in entry:
                     times = ['not measured'] * len(MODELS)
                 else:
