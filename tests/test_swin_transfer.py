@@ -8,6 +8,7 @@ import torch.nn.functional as F
 
 from vitext.models.backbones import SlideSwinTransformer
 from vitext.models.transfer import swin_to_slide_swin
+from vitext.models.weights import CheckpointMismatchError
 
 timm_swin = pytest.importorskip('timm.models.swin_transformer')
 mmseg_backbones = pytest.importorskip('mmseg.models.backbones')
@@ -129,3 +130,26 @@ def test_convert_tool_starts_slide_swin_tiny_from_timm_swin_tiny(tmp_path):
                                swin.state_dict()['layers.3.blocks.1.mlp.fc2.weight'])
     torch.testing.assert_close(model.state_dict()['layers.2.downsample.reduction.weight'],
                                swin.state_dict()['layers.3.downsample.reduction.weight'])
+
+
+@pytest.mark.parametrize('library', ['timm', 'mmseg'])
+def test_slide_swin_load_filter_reads_swin_layouts(library, tmp_path):
+    """Slide-Swin's checkpoint filter is the Swin converter: a Swin checkpoint loads through
+    ``init_cfg`` into a Slide-Swin without slide stages (output norms a classifier lacks keep
+    their init), giving what swin_to_slide_swin gives; with slide stages the strict load lists
+    the slide-only tensors Swin has no counterpart for."""
+    swin = _timm_swin() if library == 'timm' else _mmseg_swin()
+    path = str(tmp_path / 'swin.pth')
+    torch.save(dict(state_dict=swin.state_dict()), path)
+    model = SlideSwinTransformer(arch=ARCH, num_slide_stages=0, window_size=7,
+                                 init_cfg=dict(type='Pretrained', checkpoint=path))
+    model.init_weights()
+    expected = swin_to_slide_swin(swin.state_dict(), _slide_swin(num_slide_stages=0)).state
+    for key, value in model.state_dict().items():
+        if not key.startswith('out_norms.'):
+            torch.testing.assert_close(value, expected[key], rtol=0, atol=0, msg=key)
+    slide = SlideSwinTransformer(arch=ARCH, window_size=7,
+                                 init_cfg=dict(type='Pretrained', checkpoint=path))
+    with pytest.raises(CheckpointMismatchError, match=r'missing in checkpoint: .*'
+                       r'layers\.0\.blocks\.0\.attn\.deform\.bias'):
+        slide.init_weights()

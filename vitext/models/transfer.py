@@ -10,19 +10,19 @@ own initialisation), saved by ``tools/convert_checkpoint.py`` and then loaded st
 it took from the source and which it left at their initialisation.
 
 Slide-Swin starts from Swin (:func:`swin_to_slide_swin`: the official/timm layout or
-mmseg's/mmpretrain's): stages 3-4 and every shared layer (patch embedding, norms, qkv/output
-projections, MLPs, patch merging) come from Swin; in the slide-attention stages the shift and
-deformed convs and the k x k position table keep their initialisation.
+mmseg's/mmpretrain's, converted by Slide-Swin's own checkpoint filter): stages 3-4 and every
+shared layer (patch embedding, norms, qkv/output projections, MLPs, patch merging) come from Swin;
+in the slide-attention stages the shift and deformed convs and the k x k position table keep
+their initialisation.
 """
-import re
 from typing import Dict, List, NamedTuple
 
 from torch import Tensor, nn
 
 from ..ops.slide import SlideAttention
 from .backbones import AFTViT, SlideSwinTransformer
-from .backbones.plain_vit import vit_checkpoint_filter
-from .weights import CLASSIFIER_PREFIXES, resize_relative_position_table
+from .conversions import slide_swin_checkpoint_filter, swin_official_names, vit_checkpoint_filter
+from .weights import CLASSIFIER_PREFIXES
 
 
 class Transfer(NamedTuple):
@@ -85,50 +85,10 @@ def deit_to_aft(deit_state: Dict[str, Tensor], model: AFTViT) -> Transfer:
     return _complete(model, taken, source, used)
 
 
-# Patch merging concatenates the 2x2 neighbours in the order (0,0), (1,0), (0,1), (1,1) in the
-# official Swin and timm; mmseg/mmpretrain use nn.Unfold, channel-major in the order (0,0),
-# (0,1), (1,0), (1,1) (their swin converters reorder official weights the other way).
-_UNFOLD_ORDER = [0, 2, 1, 3]
-
-_MMSEG_SWIN_NAMES = ((r'^stages\.', 'layers.'), (r'\.attn\.w_msa\.', '.attn.'),
-                     (r'\.ffn\.layers\.0\.0\.', '.mlp.fc1.'), (r'\.ffn\.layers\.1\.', '.mlp.fc2.'),
-                     (r'^patch_embed\.projection\.', 'patch_embed.proj.'),
-                     (r'^norm(\d)\.', r'out_norms.\1.'))
-
-
-def _unfold_to_neighbour_major(t: Tensor) -> Tensor:
-    """mmseg's merging layout (4C as C x 4 unfold positions) -> official (4 neighbours x C)."""
-    channels = t.shape[-1] // 4
-    t = t.reshape(*t.shape[:-1], channels, 4).transpose(-1, -2)[..., _UNFOLD_ORDER, :]
-    return t.reshape(*t.shape[:-2], 4 * channels)
-
-
-def swin_official_names(state: Dict[str, Tensor]) -> Dict[str, Tensor]:
-    """Swin weights in the official layout (which Slide-Swin's names follow), from the official
-    code's, timm's (patch merging at the start of the next stage) or mmseg's/mmpretrain's
-    (``stages``, ``w_msa``, ``ffn``, ``projection``, unfold-ordered merging, output norms
-    ``norm{i}``) layout. Buffers (position indices, masks) are dropped."""
-    state = {k: v for k, v in state.items()
-             if not k.endswith(('relative_position_index', 'attn_mask'))}
-    if any(k.startswith('stages.') for k in state):  # mmseg / mmpretrain
-        out = {}
-        for key, value in state.items():
-            for pattern, new in _MMSEG_SWIN_NAMES:
-                key = re.sub(pattern, new, key)
-            if '.downsample.' in key:
-                value = _unfold_to_neighbour_major(value)
-            out[key] = value
-        return out
-    if 'layers.0.downsample.reduction.weight' not in state and any(
-            re.match(r'layers\.\d+\.downsample\.', k) for k in state):  # timm >= 0.9
-        return {re.sub(r'^layers\.(\d+)\.downsample\.',
-                       lambda m: f'layers.{int(m.group(1)) - 1}.downsample.', k): v
-                for k, v in state.items()}
-    return dict(state)
-
-
 def swin_to_slide_swin(swin_state: Dict[str, Tensor], model: SlideSwinTransformer) -> Transfer:
-    """Swin weights (see :func:`swin_official_names` for the layouts) -> ``model``'s state dict.
+    """Swin weights (any layout :func:`~vitext.models.conversions.swin_official_names` reads)
+    -> ``model``'s state dict, converted by Slide-Swin's own checkpoint filter
+    (:func:`~vitext.models.conversions.slide_swin_checkpoint_filter`).
 
     Every layer Slide-Swin shares with Swin is taken: the patch embedding, norms, patch merging,
     MLPs, the window-attention stages whole (position tables resized to the model's window) and,
@@ -141,22 +101,12 @@ def swin_to_slide_swin(swin_state: Dict[str, Tensor], model: SlideSwinTransforme
         ValueError: the source does not fit ``model`` (widths differ, or it has blocks or
             stages the model has not).
     """
-    source = swin_official_names(
-        {k: v for k, v in swin_state.items() if not k.startswith(CLASSIFIER_PREFIXES)})
+    source = {k: v for k, v in swin_state.items() if not k.startswith(CLASSIFIER_PREFIXES)}
     own = model.state_dict()
+    taken = {k: v for k, v in slide_swin_checkpoint_filter(source, model).items() if k in own}
+    transfer = _complete(model, taken, swin_official_names(source), set(taken))
     slide_prefixes = tuple(f'{name}.' for name, module in model.named_modules()
                            if isinstance(module, SlideAttention))
-    taken, used = {}, set()
-    for key, value in source.items():
-        if key.startswith(slide_prefixes) and key.endswith('relative_position_bias_table'):
-            continue  # a window table has no meaning for a k x k neighbourhood
-        if key in own:
-            if key.endswith('relative_position_bias_table') and value.shape != own[key].shape:
-                window = int(round((own[key].shape[0] ** 0.5 + 1) / 2))
-                value = resize_relative_position_table(value, window)
-            taken[key] = value
-            used.add(key)
-    transfer = _complete(model, taken, source, used)
     # Expected to be unused: the classifier's norm, output norms of stages the model does not
     # return, window tables of the slide stages.
     extra = [k for k in transfer.unused if not k.startswith(('norm.', 'out_norms.')) and not (

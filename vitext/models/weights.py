@@ -1,17 +1,12 @@
-"""Loading foreign and own checkpoints into vitext backbones.
+"""Loading checkpoints into vitext backbones.
 
 A backbone's ``init_cfg=dict(type='Pretrained', checkpoint=path)`` goes through
 :func:`load_pretrained`: the file is read by the safe loader (``vitext.checkpoint``), unwrapped
 (``state_dict``/``model``/``module``, an mmseg/mmdet ``backbone.`` prefix), converted by the
-backbone's ``checkpoint_filter_fn`` (timm's convention), and then must match the backbone
-exactly except for keys the backbone declares optional (e.g. CBS scales, which start at their
-init). Anything else fails with one message listing the keys.
-
-Conversions shared by several backbones live here too: the public Slide-Transformer code's
-slide-attention layout, Swin's relative position tables of other window sizes, and
-:func:`keep_at_init` for parameters a foreign checkpoint has no counterpart for.
+backbone's ``checkpoint_filter`` (one per source layout, in :mod:`vitext.models.conversions`),
+and then must match the backbone exactly except for keys the backbone declares optional (e.g.
+CBS scales, which start at their init). Anything else fails with one message listing the keys.
 """
-import warnings
 from collections import OrderedDict
 from typing import Callable, Dict, Iterable, List, Optional
 
@@ -19,8 +14,6 @@ import torch
 from torch import Tensor, nn
 
 from ..checkpoint import safe_load
-from ..ops.slide import SlideAttention
-from ..ops.tokens import resize_grid_tokens
 
 # Classifier and pre-logits parts of classification checkpoints, never used by a backbone.
 CLASSIFIER_PREFIXES = ('head.', 'fc_norm.', 'pre_logits.', 'head_dist.')
@@ -118,59 +111,3 @@ def load_pretrained(model: nn.Module, filename: str,
     if filter_fn is not None:
         state = filter_fn(state, model)
     load_state_dict_exactly(model, state, f'checkpoint {filename!r}', optional)
-
-
-def keep_at_init(state: Dict[str, Tensor], model: nn.Module, keys: Iterable[str],
-                 source: str) -> Dict[str, Tensor]:
-    """Fill ``keys`` of ``state`` with ``model``'s current (initialised) values, for parameters
-    that the checkpoint's architecture does not have, and warn listing them; the rest of the
-    model then still has to match the checkpoint strictly."""
-    own = model.state_dict()
-    kept: List[str] = sorted(k for k in keys if k in own)
-    if not kept:
-        return state
-    state = dict(state)
-    for key in kept:
-        state[key] = own[key]
-    warnings.warn(f'{type(model).__name__} from {source} weights: {len(kept)} tensors have no '
-                  f'counterpart there and keep their initialisation: {", ".join(kept)}; all '
-                  'other parameters are loaded from the checkpoint', stacklevel=2)
-    return state
-
-
-def _head_major_qkv(t: Tensor, num_heads: int) -> Tensor:
-    """Public slide-attention qkv rows [h][q|k|v][d] -> vitext's [q|k|v][h][d]."""
-    head_dim = t.shape[0] // (3 * num_heads)
-    return t.reshape(num_heads, 3, head_dim, *t.shape[1:]).transpose(0, 1).reshape(t.shape)
-
-
-def resize_relative_position_table(table: Tensor, window: int) -> Tensor:
-    """((2w'-1)^2, heads) -> ((2w-1)^2, heads), bicubic, as timm does for Swin."""
-    old, new = int(round(table.shape[0] ** 0.5)), 2 * window - 1
-    return resize_grid_tokens(table, (new, new), (old, old), 0, mode='bicubic')
-
-
-def slide_attention_layout(state: Dict[str, Tensor], model: nn.Module) -> Dict[str, Tensor]:
-    """Convert public-code slide-attention keys (``dep_conv``, ``dep_conv1``, head-major qkv,
-    (1, heads, 1, k^2, 1, 1) table) of any backbone to vitext's; switch the model to deploy form
-    when the checkpoint is a deploy one. Works on the keys of ``model.named_modules()``."""
-    out = dict(state)
-    for name, module in model.named_modules():
-        if not isinstance(module, SlideAttention):
-            continue
-        p = f'{name}.'
-        if p + 'dep_conv.weight' in out:
-            for suffix in ('weight', 'bias'):
-                out[f'{p}shift.{suffix}'] = out.pop(f'{p}dep_conv.{suffix}')
-                out[f'{p}deform.{suffix}'] = out.pop(f'{p}dep_conv1.{suffix}')
-                key = f'{p}qkv.{suffix}'
-                if key in out:
-                    out[key] = _head_major_qkv(out[key], module.num_heads)
-        table = out.get(p + 'relative_position_bias_table')
-        if table is not None and table.dim() == 6:
-            out[p + 'relative_position_bias_table'] = table.reshape(module.num_heads, -1)
-        if p + 'merged.weight' in out and not module.deploy:
-            module.switch_to_deploy()
-        elif module.deploy and p + 'deform.weight' in out:
-            module.fold_state_dict(out, p)
-    return out

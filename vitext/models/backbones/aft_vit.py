@@ -1,37 +1,17 @@
 """AFT-ViT: DeiT's architecture with attention replaced by an Attention Free Transformer layer
 (docs/models.md#aft), as an mmseg/mmdet backbone returning NCHW maps (a 4-level pyramid by
 default)."""
-from typing import Dict, Literal, Optional, Sequence, Tuple, Union
+from typing import Literal, Optional, Sequence, Tuple, Union
 
-from torch import Tensor, nn
+from torch import nn
 
 from ...ops.aft import AFTConv, AFTFull, AFTSimple
-from ...ops.tokens import resize_grid_tokens
+from ..conversions import aft_vit_checkpoint_filter
 from ..layers import Block, drop_path_rates, resolve_arch
-from .plain_vit import PlainViT, vit_checkpoint_filter
+from .plain_vit import PlainViT
 
 AttnType = Literal['conv', 'full', 'local', 'simple']
 ATTN_TYPES = ('conv', 'full', 'local', 'simple')
-
-
-def aft_vit_checkpoint_filter(state: Dict[str, Tensor], model: 'AFTViT') -> Dict[str, Tensor]:
-    """timm/DeiT-layout weights (:func:`vit_checkpoint_filter`); for AFT-full/local, the
-    factorised bias U, V (``pos_u``, ``pos_v``) of another grid is resized to the model's as the
-    layer resizes it for each input (bilinear on the grid, prefix rows kept)."""
-    state = vit_checkpoint_filter(state, model)
-    for name, layer in model.named_modules():
-        if not isinstance(layer, AFTFull):
-            continue
-        for key in (f'{name}.pos_u', f'{name}.pos_v'):
-            table = state.get(key)
-            if table is None or table.dim() != 2 or table.shape[0] == layer.pos_u.shape[0]:
-                continue
-            grid_tokens = table.shape[0] - layer.num_prefix_tokens
-            side = int(round(grid_tokens ** 0.5))
-            if side * side == grid_tokens:  # otherwise the strict load lists the shape
-                state[key] = resize_grid_tokens(table, layer.grid, (side, side),
-                                                layer.num_prefix_tokens, mode='bilinear')
-    return state
 
 
 class AFTViT(PlainViT):

@@ -5,7 +5,7 @@ norm, the optional 4-level pyramid, activation checkpointing and weight loading.
 
 Subclasses (CBViT, AFTViT) build ``self.blocks`` (modules called as ``block(x, grid)``)."""
 import re
-from typing import Dict, List, Literal, Optional, Sequence, Tuple, Union
+from typing import List, Literal, Optional, Sequence, Tuple, Union
 
 import torch
 from torch import Tensor, nn
@@ -13,34 +13,11 @@ from torch import Tensor, nn
 from ..layers import (PatchEmbed, ViTFeaturePyramid, check_int_in_range, check_out_indices,
                       checkpointed_call, grid_tokens_to_map, init_vit_weights, resize_pos_embed,
                       to_2tuple)
+from ..conversions import vit_checkpoint_filter
 from .base import VitextBackbone
 
 # FX calls it as one function: it compares the input's grid with the table's.
 torch.fx.wrap('resize_pos_embed')
-
-
-def vit_checkpoint_filter(state: Dict[str, Tensor], model: 'PlainViT') -> Dict[str, Tensor]:
-    """timm/DeiT-style ViT weights -> a PlainViT: names already match; a distillation token is
-    dropped, the final norm too when the model has none, and the position table is resized to
-    the model's grid."""
-    state = dict(state)
-    if model.norm is None:
-        state.pop('norm.weight', None)
-        state.pop('norm.bias', None)
-    num_prefix = 1
-    if 'dist_token' in state:  # DeiT distilled: [cls, dist, grid...]
-        state.pop('dist_token')
-        num_prefix = 2
-    pos = state.get('pos_embed')
-    if pos is not None and pos.dim() == 3 and model.pos_embed is not None:
-        if num_prefix == 2:
-            pos = torch.cat([pos[:, :1], pos[:, 2:]], dim=1)
-        prefix = model.num_prefix_tokens
-        side = int(round((pos.shape[1] - prefix) ** 0.5))
-        if side * side == pos.shape[1] - prefix:
-            pos = resize_pos_embed(pos, model.pos_grid, (side, side), prefix)
-        state['pos_embed'] = pos
-    return state
 
 
 class PlainViT(VitextBackbone):

@@ -7,15 +7,15 @@ with ``attn.q``/``attn.kv``/``attn.sr``/``attn.norm``, final ``norm``); slide-at
 (bilinear) to each input's grid.
 
 PVT-v1 classification checkpoints (the public code's ``pvt_tiny.pth`` ...) load through
-:func:`slide_pvt_checkpoint_filter`: stages that keep spatial-reduction attention take them
-as they are; in slide-attention stages ``q`` and ``kv`` become ``qkv`` (both are already in
-(q | k | v, head, channel) row order), ``sr`` and ``norm`` are dropped, and the parameters PVT-v1
-has no counterpart for (the shift bias, the deformed conv, the position table) keep their
-initialisation, listed in a warning.
+:func:`~vitext.models.conversions.slide_pvt_checkpoint_filter`: stages that keep
+spatial-reduction attention take them as they are; in slide-attention stages ``q`` and ``kv``
+become ``qkv`` (both are already in (q | k | v, head, channel) row order), ``sr`` and ``norm``
+are dropped, and the parameters PVT-v1 has no counterpart for (the shift bias, the deformed
+conv, the position table) keep their initialisation, listed in a warning.
 """
 import re
 from functools import partial
-from typing import Dict, List, Optional, Sequence, Tuple, Union
+from typing import List, Optional, Sequence, Tuple, Union
 
 import torch
 from torch import Tensor, nn
@@ -25,55 +25,12 @@ from ...ops.tokens import resize_grid_tokens
 from ..layers import (HierarchicalBlock, PatchEmbed, SpatialReductionAttention, check_head_dims,
                       check_int_in_range, check_out_indices, checkpointed_call, drop_path_rates,
                       init_linear_and_norm, resolve_arch, to_2tuple)
-from ..weights import keep_at_init, slide_attention_layout
+from ..conversions import slide_pvt_checkpoint_filter
 from .base import SlideBackbone
 
 PVT_NORM = partial(nn.LayerNorm, eps=1e-6)  # PVT-v1's blocks and final norm
 # FX calls it as one function: it compares the input's grid with the table's.
 torch.fx.wrap('resize_grid_tokens')
-
-
-def pvt_v1_to_slide_attention(state: Dict[str, Tensor], model: 'SlidePVT') -> Dict[str, Tensor]:
-    """PVT-v1 spatial-reduction attention keys (``q``, ``kv``, ``sr``, ``norm``) found at the
-    model's slide-attention layers -> slide attention: ``qkv`` = [q; kv] rows (weights and
-    biases), ``sr``/``norm`` dropped, the slide-only tensors kept at their init."""
-    out = dict(state)
-    at_init = []
-    for name, module in model.named_modules():
-        p = f'{name}.'
-        if not isinstance(module, SlideAttention) or p + 'q.weight' not in out:
-            continue
-        for suffix in ('weight', 'bias'):
-            q, kv = out.pop(f'{p}q.{suffix}', None), out.pop(f'{p}kv.{suffix}', None)
-            if q is not None and kv is not None:
-                out[f'{p}qkv.{suffix}'] = torch.cat([q, kv], dim=0)
-        for key in [k for k in out if k.startswith((p + 'sr.', p + 'norm.'))]:
-            del out[key]
-        at_init += [f'{p}{k}' for k in module.state_dict() if f'{p}{k}' not in out]
-    return keep_at_init(out, model, at_init, 'PVT-v1') if at_init else out
-
-
-def slide_pvt_checkpoint_filter(state: Dict[str, Tensor],
-                                model: 'SlidePVT') -> Dict[str, Tensor]:
-    """PVT-v1 / public Slide layout / vitext weights -> SlidePVT: PVT-v1 attention converted
-    in slide stages (:func:`pvt_v1_to_slide_attention`), public slide attention keys converted,
-    the class token (and its slot in the last position table) dropped, position tables resized
-    to the model's grids."""
-    state = pvt_v1_to_slide_attention(slide_attention_layout(state, model), model)
-    state.pop('cls_token', None)
-    for i, grid in enumerate(model.pos_grids, start=1):
-        key = f'pos_embed{i}'
-        pos = state.get(key)
-        if pos is None:
-            continue
-        tokens = pos.shape[1]
-        if tokens == grid[0] * grid[1]:  # the model's own grid (square or not)
-            continue
-        side = int(round(tokens ** 0.5))
-        if side * side != tokens:  # PVT-v1's last table carries the class token first
-            pos, side = pos[:, 1:], int(round((tokens - 1) ** 0.5))
-        state[key] = resize_grid_tokens(pos, grid, (side, side), 0, mode='bilinear')
-    return state
 
 
 class SlidePVT(SlideBackbone):

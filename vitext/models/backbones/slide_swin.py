@@ -4,11 +4,13 @@ first stages and Swin's shifted 7x7 window attention in the others.
 Parameter names follow the public Slide-Swin classification code (``patch_embed``,
 ``layers.i.blocks.j.{norm1,attn,norm2,mlp}``, ``layers.i.downsample``), except inside slide
 attention (``shift``/``deform`` for ``dep_conv``/``dep_conv1``, a (heads, k^2) position table and
-a (3, heads, d) qkv layout); :func:`slide_swin_checkpoint_filter` converts the public layout.
+a (3, heads, d) qkv layout);
+:func:`~vitext.models.conversions.slide_swin_checkpoint_filter` converts the public layout and
+Swin's (official, timm, mmseg/mmpretrain).
 Inputs of any size are padded (patches of 4, odd maps before merging, windows).
 """
 import re
-from typing import Dict, List, Optional, Sequence, Union
+from typing import List, Optional, Sequence, Union
 
 import torch
 import torch.nn.functional as F
@@ -19,7 +21,7 @@ from ...ops.window import WindowAttention
 from ..layers import (HierarchicalBlock, PatchEmbed, check_head_dims, check_int_in_range,
                       check_out_indices, checkpointed_call, drop_path_rates,
                       init_linear_and_norm, resolve_arch)
-from ..weights import resize_relative_position_table, slide_attention_layout
+from ..conversions import slide_swin_checkpoint_filter
 from .base import SlideBackbone
 
 
@@ -71,27 +73,6 @@ class SwinStage(nn.Module):
         return x, (self.downsample(x) if self.downsample is not None else x)
 
 
-def slide_swin_checkpoint_filter(state: Dict[str, Tensor],
-                                 model: 'SlideSwinTransformer') -> Dict[str, Tensor]:
-    """Public Slide-Swin (or vitext) classification weights -> SlideSwinTransformer: slide
-    attention keys converted, window buffers dropped (rebuilt here), window position tables
-    resized to the model's window (the public configs use other windows in stages 3-4), the
-    classifier's final norm dropped."""
-    state = slide_attention_layout(state, model)
-    own = model.state_dict()
-    out = {}
-    for key, value in state.items():
-        if key.endswith(('relative_position_index', 'attn_mask')) or key in ('norm.weight',
-                                                                             'norm.bias'):
-            continue
-        if key.endswith('relative_position_bias_table') and value.dim() == 2 and \
-                key in own and own[key].shape != value.shape:
-            window = int(round((own[key].shape[0] ** 0.5 + 1) / 2))
-            value = resize_relative_position_table(value, window)
-        out[key] = value
-    return out
-
-
 class SlideSwinTransformer(SlideBackbone):
     """Slide-Swin backbone: 4 NCHW maps at strides 4, 8, 16, 32 (``out_indices``).
 
@@ -113,7 +94,7 @@ class SlideSwinTransformer(SlideBackbone):
         frozen_stages: -1 none; 0 the patch embedding; i > 0 also stages 1..i (eval mode, no grad).
         with_cp: activation checkpointing per block.
         init_cfg: ``dict(type='Pretrained', checkpoint=path)`` loads public Slide-Swin
-            classification weights (converted, see :func:`slide_swin_checkpoint_filter`) or
+            classification weights (converted, see ``checkpoint_filter``) or
             vitext's own, strictly (the output norms may be absent).
     """
     arch_zoo = {
