@@ -13,10 +13,8 @@ from vitext.data.synthetic import default_coco_classes
 AP_KEYS = ('bbox_mAP', 'bbox_mAP_50', 'segm_mAP', 'segm_mAP_50')
 
 
-def test_mask_rcnn_trains_and_reports_coco_ap(coco_root, tmp_path):
-    run_tool(['tools/train.py', DEMO_DET, '--work-dir', str(tmp_path), '--cfg-options',
-              *det_options(coco_root)])
-    ckpt = tmp_path / 'epoch_1.pth'
+def test_mask_rcnn_trains_and_reports_coco_ap(mask_rcnn_run, coco_root, tmp_path):
+    ckpt = mask_rcnn_run / 'epoch_1.pth'  # tools/train.py, one epoch (conftest)
     assert ckpt.is_file()
     out = tmp_path / 'preds.pkl'
     proc = run_tool(['tools/test.py', DEMO_DET, str(ckpt), '--work-dir', str(tmp_path / 'test'),

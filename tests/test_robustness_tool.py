@@ -14,11 +14,8 @@ from conftest import (DEMO_DET, DEMO_SEG, ROOT, det_options, last_logged, run_to
 
 
 @pytest.fixture(scope='module')
-def checkpoint(ade_root, tmp_path_factory):
-    work = tmp_path_factory.mktemp('robust_ckpt')
-    run_tool(['tools/train.py', DEMO_SEG, '--work-dir', str(work), '--cfg-options',
-              *tiny_seg_options(ade_root, max_iters=2, ckpt_interval=2)])
-    return str(work / 'iter_2.pth')
+def checkpoint(seg_demo_run):
+    return str(seg_demo_run / 'iter_2.pth')
 
 
 def robustness_cmd(ade_root, ckpt, work, *extra):
@@ -82,21 +79,19 @@ def test_attacks_refused_for_detection(tmp_path):
         plan_settings(['rain'], [1], [1], ['fog'], 'mmseg')
 
 
-def test_detection_checkpoint_occlusion_and_corruptions(coco_root, tmp_path):
+def test_detection_checkpoint_occlusion_and_corruptions(mask_rcnn_run, coco_root, tmp_path):
     """Detectors: box/mask AP instead of mIoU (the attacks need a segmentation loss)."""
-    run_tool(['tools/train.py', DEMO_DET, '--work-dir', str(tmp_path), '--cfg-options',
-              *det_options(coco_root)])
     work = tmp_path / 'robust'
-    proc = run_tool(['tools/robustness.py', DEMO_DET, str(tmp_path / 'epoch_1.pth'), '--suite',
-                     'occlusion,corruptions', '--corruptions', 'fog', '--severities', '2',
-                     '--work-dir', str(work), '--cfg-options', *det_options(coco_root)])
+    proc = run_tool(['tools/robustness.py', DEMO_DET, str(mask_rcnn_run / 'epoch_1.pth'),
+                     '--suite', 'occlusion,corruptions', '--corruptions', 'fog', '--severities',
+                     '2', '--work-dir', str(work), '--cfg-options', *det_options(coco_root)])
     results = json.loads((work / 'robustness.json').read_text())['results']
     assert list(results) == ['clean', 'occlusion', 'fog/2']
     for setting in results.values():
         assert 0 <= setting['coco/bbox_mAP'] <= 1 and 'coco/segm_mAP' in setting
     # The clean setting is the runner's own evaluation of that checkpoint (the validation that
     # tools/train.py ran after epoch 1, on the same images).
-    validation = last_logged(tmp_path, 'coco/bbox_mAP')
+    validation = last_logged(mask_rcnn_run, 'coco/bbox_mAP')
     for metric in ('coco/bbox_mAP', 'coco/bbox_mAP_50', 'coco/segm_mAP'):
         assert results['clean'][metric] == pytest.approx(validation[metric]), metric
     assert '| setting | coco/bbox_mAP |' in proc.stdout
