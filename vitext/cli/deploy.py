@@ -22,11 +22,13 @@ a graph with dynamic axes ran wrong at other sizes without an error. The file is
 after onnxruntime (CPU) reproduced PyTorch within --atol; otherwise the tool exits 1 and writes
 nothing. --opset: the exporter's default (20) unless given; below 18 the exporter converts down.
 
-Without --dynamic the graph is for --shape only. With --dynamic, batch, height and width are
-dynamic axes: ``torch.export`` keeps every size symbolic (padding, windows, position-table
-resizing, and UperNet's adaptive pools as matmuls built from the input size), or refuses the
-model, which the tool reports in one line (exit 1, no file). The graph is then checked at --shape
-(batch 2) and at a second size that pads at every stride (batch 1).
+Without --dynamic the graph is for --shape only. With --dynamic, batch, height and width
+(>= 64 px) are dynamic axes: ``torch.export`` keeps every size symbolic or refuses the model,
+which the tool reports in one line (exit 1, no file). The graph is then checked at --shape
+(batch 2) and at a second size that pads at every stride (batch 1). Backbones of CB-ViT and
+AFT-full export dynamically (their position tables are resized in the graph); AFT-conv,
+Slide-PVT and Slide-Swin (padding and window partitioning) and whole segmentors (UperNet's
+pyramid pooling) are refused: export them per size.
 
 --runtimes: the deploy model (the ONNX file's module) also run at --shape in each runtime named
 (see vitext/analysis/runtimes: onnxruntime and OpenVINO run the ONNX export, --onnx's file when
