@@ -337,13 +337,17 @@ def plot(results: dict, names: List[str], path: str) -> None:
     for ax, name in zip(axes[0], names):
         pair = PAIRS[name]
         shown = [r for r in RUNTIMES if any(r in entries for entries in results[name].values())]
-        for offset, (part, entries) in zip((-0.2, 0.2), results[name].items()):
+        for offset, color, (part, entries) in zip((-0.2, 0.2), ('tab:blue', 'tab:orange'),
+                                                  results[name].items()):
             got = [(shown.index(r), e) for r, e in entries.items() if 'ratio' in e]
+            if not got:
+                continue
             ratios = [e['ratio'] for _, e in got]
             spread = [[e['ratio'] - e['ratio_min'] for _, e in got],
                       [e['ratio_max'] - e['ratio'] for _, e in got]]
             ax.bar([x + offset for x, _ in got], ratios, width=0.4, yerr=spread, capsize=3,
-                   label=part)
+                   color=color, label=part)
+        ax.set_xlim(-0.8, len(shown) - 0.2)
         ax.set_xticks(range(len(shown)))
         ax.set_xticklabels([RUNTIME_NAMES[r].split(' ')[0] for r in shown], rotation=30,
                            fontsize=8)
