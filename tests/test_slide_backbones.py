@@ -7,8 +7,9 @@ import re
 import pytest
 import torch
 
-from vitext.analysis.complexity import ImageClassifier, count_flops, count_parameters
+from vitext.analysis.complexity import count_flops, count_parameters
 from vitext.models.backbones import SlidePVT, SlideSwinTransformer
+from vitext.models.classifiers import build_classifier
 from vitext.models.weights import CheckpointMismatchError
 from vitext.ops import SlideAttention
 from vitext.ops.slide import shift_kernels
@@ -27,10 +28,10 @@ PVT_MINI = dict(depths=(1, 1, 1, 1), embed_dims=(16, 32, 40, 64), num_heads=(1, 
 def test_paper_parameters_and_flops(cls, arch, paper_m, paper_g, param_tol):
     """With a 1000-class head at 224x224 (docs/model_zoo.md#slide-transformer); FLOPs of the
     deploy form by mmengine's FlopAnalyzer with vitext's matmul/SDPA handles."""
-    model = ImageClassifier(cls(arch, out_indices=(3,)))
+    model = build_classifier(dict(type=cls.__name__, arch=arch))
     params = count_parameters(model) / 1e6
     assert abs(params - paper_m) / paper_m < param_tol, params
-    model.backbone.switch_to_deploy()
+    model.switch_to_deploy()
     flops = count_flops(model, (torch.zeros(1, 3, 224, 224),)) / 1e9
     assert abs(flops - paper_g) / paper_g < 0.05, flops
 
@@ -38,7 +39,7 @@ def test_paper_parameters_and_flops(cls, arch, paper_m, paper_g, param_tol):
 def test_public_code_size_is_swin_size():
     """The public Slide-Swin code gives 28.3M for Slide-Swin-T (with head), Swin-T's count
     (docs/model_zoo.md#slide-transformer)."""
-    params = count_parameters(ImageClassifier(SlideSwinTransformer('tiny', out_indices=(3,))))
+    params = count_parameters(build_classifier(dict(type='SlideSwinTransformer', arch='tiny')))
     assert round(params / 1e6, 1) == 28.3
 
 

@@ -173,6 +173,26 @@ def test_features_only_models(name):
         assert [SIZE // o.shape[-1] for o in outs] == model.feature_info.reduction()
 
 
+@pytest.mark.parametrize('backbone,arch', [('SlideSwinTransformer', 'tiny'), ('SlidePVT', 'tiny'),
+                                           ('AFTViT', 'tiny'), ('CBViT', 'tiny')])
+def test_one_classifier_per_backbone_family(backbone, arch):
+    """A backbone config's classifier (the model-zoo table's and ``vitext flops --backbone``'s)
+    is the timm classifier of its family; its ``num_features`` is timm's head width and the
+    dense backbone's per-stage widths are its feature_info channels."""
+    from vitext.models.backbones import SlidePVT, SlideSwinTransformer
+    from vitext.models.classifiers import CLASSIFIERS, build_classifier
+    with torch.device('meta'):
+        model = build_classifier(dict(type=backbone, arch=arch), num_classes=5)
+        dense = model.backbone_cls(arch=arch)
+    assert type(model) is CLASSIFIERS[backbone] and model.backbone_cls.__name__ == backbone
+    assert model.num_features == model.feature_info[-1]['num_chs'] == model.head.in_features
+    if isinstance(dense, (SlideSwinTransformer, SlidePVT)):
+        assert [info['num_chs'] for info in model.feature_info] == dense.num_features
+    with pytest.raises(ValueError, match=r"backbone type 'ResNet' has no classifier; expected "
+                                         r"one of \['AFTViT', 'CBViT', 'SlidePVT'"):
+        build_classifier(dict(type='ResNet', depth=18))
+
+
 @pytest.mark.parametrize('name', NAMES)
 def test_fx_trace(name, built):
     """torchvision's FX feature extraction with timm's no-trace modules/functions (how timm's

@@ -60,52 +60,33 @@ def deploy_copy(model: nn.Module) -> Optional[nn.Module]:
     return model if switch_to_deploy(model) else None
 
 
-class ImageClassifier(nn.Module):
-    """Backbone + global average pooling of its last map + a linear head: the form papers count
-    parameters and FLOPs in."""
-
-    def __init__(self, backbone: nn.Module, num_classes: int = 1000, probe_size: int = 64):
-        super().__init__()
-        self.backbone = backbone.eval()
-        with torch.no_grad():
-            channels = backbone(torch.zeros(1, 3, probe_size, probe_size))[-1].shape[1]
-        self.head = nn.Linear(channels, num_classes)
-
-    def forward(self, x: Tensor) -> Tensor:
-        return self.head(self.backbone(x)[-1].mean(dim=(2, 3)))
-
-
 @dataclass
 class ZooEntry:
-    """A model-zoo backbone in classification form and the paper's numbers
-    (docs/model_zoo.md)."""
+    """A model-zoo backbone (type and arguments; its classifier sets the classification mode)
+    and the paper's numbers (docs/model_zoo.md)."""
     name: str
     backbone: dict
     paper_params_m: Optional[float] = None
     paper_flops_g: Optional[float] = None
 
 
-_PLAIN = dict(out_pyramid=False, final_norm=True, out_indices=(11,))
 MODEL_ZOO: List[ZooEntry] = [
-    ZooEntry('Slide-Swin-T', dict(type='SlideSwinTransformer', arch='tiny', out_indices=(3,)),
-             29, 4.6),
-    ZooEntry('Slide-Swin-S', dict(type='SlideSwinTransformer', arch='small', out_indices=(3,)),
-             51, 8.9),
-    ZooEntry('Slide-Swin-B', dict(type='SlideSwinTransformer', arch='base', out_indices=(3,)),
-             89, 15.5),
-    ZooEntry('Slide-PVT-T', dict(type='SlidePVT', arch='tiny', out_indices=(3,)), 12.2, 2.0),
-    ZooEntry('Slide-PVT-S', dict(type='SlidePVT', arch='small', out_indices=(3,)), 22.7, 4.0),
-    ZooEntry('Slide-PVT-M', dict(type='SlidePVT', arch='medium', out_indices=(3,))),
-    ZooEntry('Slide-PVT-L', dict(type='SlidePVT', arch='large', out_indices=(3,))),
+    ZooEntry('Slide-Swin-T', dict(type='SlideSwinTransformer', arch='tiny'), 29, 4.6),
+    ZooEntry('Slide-Swin-S', dict(type='SlideSwinTransformer', arch='small'), 51, 8.9),
+    ZooEntry('Slide-Swin-B', dict(type='SlideSwinTransformer', arch='base'), 89, 15.5),
+    ZooEntry('Slide-PVT-T', dict(type='SlidePVT', arch='tiny'), 12.2, 2.0),
+    ZooEntry('Slide-PVT-S', dict(type='SlidePVT', arch='small'), 22.7, 4.0),
+    ZooEntry('Slide-PVT-M', dict(type='SlidePVT', arch='medium')),
+    ZooEntry('Slide-PVT-L', dict(type='SlidePVT', arch='large')),
     ZooEntry('AFT-conv-Ti (192 heads, 11x11)',
-             dict(type='AFTViT', arch='tiny', num_heads=192, kernel_size=11, **_PLAIN), 5.9),
+             dict(type='AFTViT', arch='tiny', num_heads=192, kernel_size=11), 5.9),
     ZooEntry('AFT-conv-S (384 heads, 11x11)',
-             dict(type='AFTViT', arch='small', num_heads=384, kernel_size=11, **_PLAIN), 22.5),
-    ZooEntry('AFT-full-Ti', dict(type='AFTViT', arch='tiny', attn_type='full', **_PLAIN), 6.3),
-    ZooEntry('AFT-full-S', dict(type='AFTViT', arch='small', attn_type='full', **_PLAIN), 22.6),
-    ZooEntry('CB-ViT-Ti', dict(type='CBViT', arch='tiny', cb_mode='cb', **_PLAIN)),
-    ZooEntry('CB-ViT-S', dict(type='CBViT', arch='small', cb_mode='cb', **_PLAIN)),
-    ZooEntry('CB-ViT-B', dict(type='CBViT', arch='base', cb_mode='cb', **_PLAIN)),
+             dict(type='AFTViT', arch='small', num_heads=384, kernel_size=11), 22.5),
+    ZooEntry('AFT-full-Ti', dict(type='AFTViT', arch='tiny', attn_type='full'), 6.3),
+    ZooEntry('AFT-full-S', dict(type='AFTViT', arch='small', attn_type='full'), 22.6),
+    ZooEntry('CB-ViT-Ti', dict(type='CBViT', arch='tiny', cb_mode='cb')),
+    ZooEntry('CB-ViT-S', dict(type='CBViT', arch='small', cb_mode='cb')),
+    ZooEntry('CB-ViT-B', dict(type='CBViT', arch='base', cb_mode='cb')),
 ]
 
 
@@ -128,14 +109,17 @@ def complexity(model: nn.Module, shape: Sequence[int]) -> Dict[str, Optional[flo
 
 def zoo_table(entries: Sequence[ZooEntry] = MODEL_ZOO, shape: Sequence[int] = (224, 224),
               num_classes: int = 1000) -> List[Dict[str, object]]:
-    """Rows of the model-zoo table: each backbone with a ``num_classes`` head at ``shape``."""
+    """Rows of the model-zoo table: each backbone's classifier
+    (:func:`vitext.models.classifiers.build_classifier`: the last stage or block pooled, the
+    form the papers count) with a ``num_classes`` head at ``shape``."""
+    from ..models.classifiers import build_classifier
     rows = []
     for entry in entries:
-        model = ImageClassifier(build_backbone(entry.backbone), num_classes)
+        model = build_classifier(entry.backbone, num_classes)
         rows.append(dict(name=entry.name, **complexity(model, shape),
                          paper_params_m=entry.paper_params_m, paper_flops_g=entry.paper_flops_g))
     return rows
 
 
-__all__ = ['FLOP_HANDLES', 'MODEL_ZOO', 'ZooEntry', 'ImageClassifier', 'build_backbone',
+__all__ = ['FLOP_HANDLES', 'MODEL_ZOO', 'ZooEntry', 'build_backbone',
            'complexity', 'count_flops', 'count_parameters', 'deploy_copy', 'zoo_table']

@@ -8,8 +8,9 @@ vitext flops --model-zoo [--shape 224 224] [--json FILE]
 (or python tools/analysis/get_flops.py ...)
 
 A config counts a segmentor's whole forward at H x W (backbone, neck, decode head) or a
-detector's backbone + neck. --backbone counts a registered backbone with a global-pool +
-linear head of --num-classes classes (0: no head), the form papers report. --model-zoo prints
+detector's backbone + neck. --backbone counts a vitext backbone as its classifier (the last
+stage or block, pooled, + a linear head of --num-classes classes), the form papers report, or
+with --num-classes 0 any registered backbone alone. --model-zoo prints
 the markdown table of README's model zoo (with a 1000-class head at 224 x 224).
 """
 import argparse
@@ -68,9 +69,11 @@ def main(argv: Optional[List[str]] = None) -> None:
             cfg = dict(type=args.backbone)
             if args.arch:
                 cfg['arch'] = args.arch
-            model = cx.build_backbone(cfg)
             if args.num_classes:
-                model = cx.ImageClassifier(model, args.num_classes)
+                from vitext.models.classifiers import build_classifier
+                model = build_classifier(cfg, args.num_classes)
+            else:
+                model = cx.build_backbone(cfg)
             what = (f'{args.backbone} (arch {args.arch or "default"})'
                     + (f' + {args.num_classes}-class head' if args.num_classes else ''))
         result = dict(what=what, shape=shape, **cx.complexity(model, shape))

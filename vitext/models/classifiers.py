@@ -24,8 +24,7 @@ from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence, Tupl
 from torch import Tensor, nn
 
 from .backbones import AFTViT, CBViT, SlidePVT, SlideSwinTransformer
-from .backbones.plain_vit import PlainViT
-from .layers import checkpointed_call, grid_tokens_to_map, resolve_arch
+from .layers import checkpointed_call, grid_tokens_to_map
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -33,15 +32,14 @@ Grid = Optional[Tuple[int, int]]
 
 
 def stage_feature_info(dims: List[int], module: str) -> List[dict]:
-    """timm's feature_info of a 4-stage pyramid (strides 4, 8, 16, 32)."""
+    """timm's feature_info of a 4-stage pyramid (strides 4, 8, 16, 32).
+
+    Args:
+        dims: the stages' widths.
+        module: the stage's module name, ``{i}`` the stage index and ``{n}`` its number.
+    """
     return [dict(num_chs=d, reduction=4 * 2 ** i, module=module.format(i=i, n=i + 1))
             for i, d in enumerate(dims)]
-
-
-def plain_vit_feature_info(model: PlainViT) -> List[dict]:
-    """timm's feature_info of a plain ViT: one stride-``patch_size`` map per block."""
-    return [dict(num_chs=model.embed_dims, reduction=model.patch_size, module=f'blocks.{i}')
-            for i in range(model.depth)]
 
 
 def take_indices(count: int, indices: Optional[Union[int, Sequence[int]]]) -> Tuple[List[int],
@@ -63,7 +61,8 @@ def take_indices(count: int, indices: Optional[Union[int, Sequence[int]]]) -> Tu
 
 
 class ClassifierMixin:
-    """timm's classifier interface on a backbone (the class after this mixin in the MRO).
+    """timm's classifier interface on a backbone (``backbone_cls``, which the classifier
+    subclasses: its parameters keep the backbone's names).
 
     Beside ``forward``/``forward_features``/``forward_head``, it has what timm's consumers call:
     ``forward_intermediates`` and ``prune_intermediate_layers`` over the taps listed in
@@ -72,6 +71,10 @@ class ClassifierMixin:
     mmpretrain's ``get_layer_depth``, so timm's layer-wise lr decay and mmengine's agree) and
     ``no_weight_decay``.
 
+    ``num_features`` is timm's: the head's input width (an int). The backbone's per-stage widths
+    (its ``num_features`` list in mm form) are ``feature_info``'s ``num_chs``, timm's place for
+    them.
+
     Args:
         num_classes: classes of the linear head (0: no head, ``forward`` gives the pooled
             features).
@@ -79,33 +82,30 @@ class ClassifierMixin:
             tokens), 'token' (the class token; models with one) or '' (no pooling: ``forward``
             gives the unpooled features, or with a head the logits of every position).
         **kwargs: the backbone's arguments (``drop_rate`` is also the head's dropout, as in
-            timm's ViT); the classification-mode arguments come from
-            :meth:`classification_kwargs`.
+            timm's ViT); the classification-mode arguments are :attr:`classification_mode`.
     """
     pool_types: Tuple[str, ...] = ('avg', '')
-    backbone_cls: type  # the dense backbone this classifier extends
+    backbone_cls: type  # the dense backbone this classifier is
+    # The backbone's arguments for classification: its last stage (or block) only.
+    classification_mode: Dict[str, Any] = dict(out_indices=-1)
     first_conv = 'patch_embed.proj'
     feature_stride = 32  # of forward_features at the variants' settings
 
     def __init__(self, num_classes: int = 1000, global_pool: Optional[str] = None, **kwargs):
-        super().__init__(**kwargs, **self.classification_kwargs(kwargs))
+        super().__init__(**kwargs, **self.classification_mode)
         self.in_chans = kwargs.get('in_channels', 3)
         self.num_classes = num_classes
         self.global_pool = self._check_pool(global_pool)
-        self.num_features = self.head_hidden_size = self.feature_width()
+        self.feature_info = self.tap_feature_info(self)
+        self.num_features = self.head_hidden_size = self.feature_info[-1]['num_chs']
         self.head_drop = nn.Dropout(kwargs.get('drop_rate', 0.))
         self.head = self._new_head(num_classes)
-        self.feature_info = self.stage_feature_info()
         self.init_weights()  # the backbone's init (timm does not call mmengine's init_weights)
 
     @classmethod
-    def classification_kwargs(cls, kwargs: Dict[str, Any]) -> Dict[str, Any]:
-        raise NotImplementedError
-
-    def feature_width(self) -> int:
-        raise NotImplementedError
-
-    def stage_feature_info(self) -> List[dict]:
+    def tap_feature_info(cls, backbone: nn.Module) -> List[dict]:
+        """timm's feature_info of the taps of ``backbone`` (a ``backbone_cls``, dense or in
+        classification mode, before pruning)."""
         raise NotImplementedError
 
     # -- the taps: subclasses say how to run them --------------------------------------------
@@ -267,17 +267,8 @@ class SlideSwinClassifier(ClassifierMixin, SlideSwinTransformer):
     backbone_cls = SlideSwinTransformer
 
     @classmethod
-    def classification_kwargs(cls, kwargs):
-        arch = resolve_arch(kwargs.get('arch', 'tiny'), cls.arch_zoo, ('depths',),
-                            optional=('embed_dims', 'num_heads', 'drop_path_rate'))
-        return dict(out_indices=(len(arch['depths']) - 1,))
-
-    def feature_width(self) -> int:
-        return self.layers[-1].blocks[0].norm1.normalized_shape[0]
-
-    def stage_feature_info(self):
-        return stage_feature_info([layer.blocks[0].norm1.normalized_shape[0]
-                                   for layer in self.layers], 'layers.{i}')
+    def tap_feature_info(cls, backbone):
+        return stage_feature_info(backbone.num_features, 'layers.{i}')
 
     def num_taps(self) -> int:
         return len(self.layers)
@@ -313,17 +304,8 @@ class SlidePVTClassifier(ClassifierMixin, SlidePVT):
     first_conv = 'patch_embed1.proj'
 
     @classmethod
-    def classification_kwargs(cls, kwargs):
-        arch = resolve_arch(kwargs.get('arch', 'tiny'), cls.arch_zoo, ('depths',),
-                            optional=tuple(cls.pvt_v1))
-        return dict(out_indices=(len(arch['depths']) - 1,))
-
-    def feature_width(self) -> int:
-        return self.norm.normalized_shape[0]
-
-    def stage_feature_info(self):
-        return stage_feature_info([getattr(self, f'patch_embed{i + 1}').norm.normalized_shape[0]
-                                   for i in range(self.num_stages)], 'block{n}')
+    def tap_feature_info(cls, backbone):
+        return stage_feature_info(backbone.num_features, 'block{n}')
 
     def num_taps(self) -> int:
         return self.num_stages
@@ -353,30 +335,23 @@ class SlidePVTClassifier(ClassifierMixin, SlidePVT):
 class PlainViTClassifierMixin(ClassifierMixin):
     """Plain ViT: final norm on the last block, then its class token (DeiT), or the average
     of its tokens for models without one (AFT-conv)."""
-    arch_keys = ('embed_dims', 'num_layers')
-    arch_optional: Tuple[str, ...] = ('mlp_ratio',)
+    classification_mode = dict(out_indices=-1, out_pyramid=False, final_norm=True)
     feature_stride = 16  # the patch size of the variants
 
-    @classmethod
-    def has_class_token(cls, kwargs) -> bool:
-        return True
-
-    @classmethod
-    def classification_kwargs(cls, kwargs):
-        depth = resolve_arch(kwargs.get('arch', 'small'), cls.arch_zoo, cls.arch_keys,
-                             optional=cls.arch_optional)
-        return dict(out_indices=(depth['num_layers'] - 1,), out_pyramid=False, final_norm=True,
-                    out_type='cls_token' if cls.has_class_token(kwargs) else 'featmap')
+    def __init__(self, num_classes: int = 1000, global_pool: Optional[str] = None, **kwargs):
+        super().__init__(num_classes, global_pool, **kwargs)
+        # The backbone's own classification output, for a dense forward of these weights.
+        self.out_type = 'cls_token' if self.cls_token is not None else 'featmap'
 
     @property
     def pool_types(self) -> Tuple[str, ...]:
         return ('token', 'avg', '') if self.cls_token is not None else ('avg', '')
 
-    def feature_width(self) -> int:
-        return self.embed_dims
-
-    def stage_feature_info(self):
-        return plain_vit_feature_info(self)
+    @classmethod
+    def tap_feature_info(cls, backbone):
+        """One stride-``patch_size`` map per block."""
+        return [dict(num_chs=backbone.embed_dims, reduction=backbone.patch_size,
+                     module=f'blocks.{i}') for i in range(backbone.depth)]
 
     def num_taps(self) -> int:
         return len(self.blocks)
@@ -417,16 +392,33 @@ class PlainViTClassifierMixin(ClassifierMixin):
 class CBViTClassifier(PlainViTClassifierMixin, CBViT):
     """CB-ViT / CBS-ViT / ViT (``cb_mode``) with DeiT's class-token head."""
     backbone_cls = CBViT
-    arch_keys = ('embed_dims', 'num_layers', 'num_heads')
 
 
 class AFTViTClassifier(PlainViTClassifierMixin, AFTViT):
     """AFT-full/local/simple (class token, as DeiT) or AFT-conv (global average pooling)."""
     backbone_cls = AFTViT
 
-    @classmethod
-    def has_class_token(cls, kwargs) -> bool:
-        return kwargs.get('attn_type', 'conv') != 'conv'
+
+# The classifier of each backbone family, by the backbone's registered type name.
+CLASSIFIERS: Dict[str, Type[ClassifierMixin]] = {
+    cls.backbone_cls.__name__: cls
+    for cls in (SlideSwinClassifier, SlidePVTClassifier, CBViTClassifier, AFTViTClassifier)}
+
+
+def build_classifier(backbone: Dict[str, Any], num_classes: int = 1000) -> ClassifierMixin:
+    """The classifier of a backbone config: the backbone (``type`` and its arguments, without
+    ``out_indices`` and the other classification-mode settings) with a ``num_classes`` head.
+
+    Args:
+        backbone: e.g. ``dict(type='SlidePVT', arch='small')``.
+        num_classes: classes of the linear head (0: no head).
+    """
+    kwargs = dict(backbone)
+    name = kwargs.pop('type', None)
+    if name not in CLASSIFIERS:
+        raise ValueError(f'backbone type {name!r} has no classifier; expected one of '
+                         f'{sorted(CLASSIFIERS)}')
+    return CLASSIFIERS[name](num_classes=num_classes, **kwargs)
 
 
 # timm name -> (classifier class, backbone arguments).
@@ -527,7 +519,7 @@ def _features_model(cls: Type[ClassifierMixin], kwargs: Dict[str, Any]) -> nn.Mo
     model = cls.backbone_cls(**kwargs)
     model.init_weights()
     model.in_chans = kwargs.get('in_channels', 3)
-    info = cls.stage_feature_info(model)
+    info = cls.tap_feature_info(model)
     if getattr(model, 'pyramid', None) is not None:  # strides 4, 8, 16, 32
         info = stage_feature_info([model.embed_dims] * 4, 'pyramid.fpn{n}')
         model.feature_info = FeatureInfo(info, (0, 1, 2, 3))
