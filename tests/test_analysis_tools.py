@@ -12,9 +12,9 @@ from torch import nn
 
 from conftest import ROOT, run_tool, tiny_seg_options
 from vitext.analysis.attention import attention_entropy
-from vitext.analysis.complexity import ImageClassifier, count_parameters
+from vitext.analysis.complexity import count_parameters
 from vitext.analysis.export import fix_adaptive_pools
-from vitext.models.backbones import SlidePVT
+from vitext.models.classifiers import build_classifier
 
 SLIDE_DEMO = osp.join(ROOT, 'configs/demo/upernet_slide-swin-mini_4xb8-120it_synthetic-ade20k-128x128.py')
 CB_DEMO = osp.join(ROOT, 'configs/demo/upernet_cbvit-mini_4xb8-120it_synthetic-ade20k-128x128.py')
@@ -46,7 +46,7 @@ def test_get_flops_backbone_and_config(tmp_path):
     run_tool(['tools/analysis/get_flops.py', '--backbone', 'SlidePVT', '--arch', 'tiny',
               '--json', str(out)])
     result = json.loads(out.read_text())
-    expected = count_parameters(ImageClassifier(SlidePVT('tiny')))
+    expected = count_parameters(build_classifier(dict(type='SlidePVT', arch='tiny')))
     assert result['params_m'] == pytest.approx(expected / 1e6)
     assert result['deploy_params_m'] < result['params_m']  # two convs became one
     out = tmp_path / 'cfg.json'
