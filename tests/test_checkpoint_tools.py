@@ -19,11 +19,8 @@ FEW_LINES = 40
 
 
 @pytest.fixture(scope='module')
-def cbvit_checkpoint(ade_root, tmp_path_factory):
-    work = tmp_path_factory.mktemp('cbvit_ckpt')
-    run_tool(['tools/train.py', CBVIT_DEMO, '--work-dir', str(work), '--cfg-options',
-              *tiny_seg_options(ade_root, max_iters=2, ckpt_interval=2)])
-    return work / 'iter_2.pth'
+def cbvit_checkpoint(mini_checkpoint):
+    return mini_checkpoint(CBVIT_DEMO)
 
 
 def data_options(ade_root):

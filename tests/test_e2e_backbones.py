@@ -20,11 +20,10 @@ REPARAMETERISABLE = ('slide-swin-mini',)
 
 
 @pytest.mark.parametrize('config', BACKBONE_DEMOS, ids=lambda p: osp.basename(p).split('_')[1])
-def test_backbone_demo_trains_and_tests(config, ade_root, tmp_path):
+def test_backbone_demo_trains_and_tests(config, mini_checkpoint, ade_root, tmp_path):
     config = osp.join(ROOT, config)
-    ckpt = str(tmp_path / 'iter_2.pth')
+    ckpt = str(mini_checkpoint(config))  # tools/train.py, 2 iterations (conftest)
     opts = tiny_seg_options(ade_root, max_iters=2, ckpt_interval=2)
-    run_tool(['tools/train.py', config, '--work-dir', str(tmp_path), '--cfg-options', *opts])
     run_tool(['tools/test.py', config, ckpt, '--work-dir', str(tmp_path / 'test'),
               '--out', str(tmp_path / 'pred'), '--cfg-options', *opts])
     metrics = json.loads((tmp_path / 'test' / 'test_results.json').read_text())['metrics']
