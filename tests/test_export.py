@@ -160,21 +160,31 @@ def test_deploy_tool_exports_the_reparameterised_segmentor(random_checkpoint, tm
                                    torch.randn(1, 3, 40, 56))) == 4
 
 
-def test_deploy_tool_dynamic_is_checked_or_refused_in_one_line(random_checkpoint, tmp_path,
-                                                               capsys):
-    """CB-ViT UperNet with --dynamic: either the graph reproduces PyTorch at a second size, or
-    the tool stops with one error line naming the reason and writes no file."""
-    ckpt = random_checkpoint(CB_DEMO)
+def test_deploy_tool_dynamic_backbone_is_checked_at_a_second_size(random_checkpoint, tmp_path,
+                                                                   capsys):
+    """CB-ViT's backbone with --dynamic: its position table is resized in the graph, which
+    reproduces PyTorch at the export size (batch 2) and at a second size that pads."""
     onnx = tmp_path / 'dynamic.onnx'
-    code, out, err = deploy([CB_DEMO, ckpt, str(tmp_path / 'd.pth'), '--shape', '64', '64',
-                             '--onnx', str(onnx), '--dynamic'], capsys)
-    if code == 0:
-        assert 'dynamic batch/height/width' in out and '(1, 3, 104, 100)' in out
-        assert onnx.is_file()
-    else:
-        lines = err.strip().splitlines()
-        assert len(lines) == 1 and lines[0].startswith('error: --dynamic: '), err
-        assert not onnx.exists() and not (tmp_path / 'dynamic.onnx.partial').exists()
+    code, out, err = deploy([CB_DEMO, random_checkpoint(CB_DEMO), str(tmp_path / 'd.pth'),
+                             '--shape', '64', '64', '--onnx', str(onnx), '--dynamic',
+                             '--backbone-only'], capsys)
+    assert code == 0, err
+    assert 'dynamic batch/height/width' in out and 'at (2, 3, 64, 64)' in out
+    assert 'at (1, 3, 104, 100)' in out
+    assert len(onnxruntime_outputs(str(onnx), torch.randn(3, 3, 72, 136))) == 4
+
+
+def test_deploy_tool_refuses_dynamic_in_one_line(random_checkpoint, tmp_path, capsys):
+    """The whole CB-ViT UperNet with --dynamic: torch.export cannot keep the size symbolic
+    (UperNet's pyramid pooling), so the tool stops with one error line naming the guard, and
+    writes no file."""
+    onnx = tmp_path / 'dynamic.onnx'
+    code, out, err = deploy([CB_DEMO, random_checkpoint(CB_DEMO), str(tmp_path / 'd.pth'),
+                             '--shape', '64', '64', '--onnx', str(onnx), '--dynamic'], capsys)
+    lines = err.strip().splitlines()
+    assert code == 1 and len(lines) == 1, err
+    assert lines[0].startswith('error: --dynamic: torch.export cannot capture') and 'guard' in err
+    assert not onnx.exists() and not (tmp_path / 'dynamic.onnx.partial').exists()
 
 
 def test_onnxruntime_difference_names_a_size_the_graph_does_not_take(tmp_path):
