@@ -11,7 +11,7 @@ import torch
 from torch import nn
 
 from conftest import ROOT, run_tool, tiny_seg_options
-from vitext.analysis.attention import attention_entropy
+from vitext.analysis.attention_entropy import attention_entropy
 from vitext.analysis.complexity import count_parameters
 from vitext.analysis.export import fix_adaptive_pools
 from vitext.models.classifiers import build_classifier

@@ -4,7 +4,7 @@ import pytest
 
 from vitext.data.synthetic import ADE_OBJECTS, ADE_STUFF, render_scene
 from vitext.evaluation.corruptions import CORRUPTIONS, SEVERITIES, corrupt
-from vitext.evaluation.transforms import CentreOcclusion, CommonCorruption
+from vitext.data.transforms import CentreOcclusion, CommonCorruption
 
 IMG = render_scene(0, 48, 64, ADE_STUFF, ADE_OBJECTS)[0]
 

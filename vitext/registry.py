@@ -19,7 +19,7 @@ def _shared_modules() -> List[Tuple[str, type]]:
     from .engine.checkpoint_hook import AtomicCheckpointHook
     from .engine.hooks import SwitchToDeployHook, WorkDirLockHook
     from .engine.optimizers import ViTLayerDecayOptimizerConstructor
-    from .evaluation.transforms import CentreOcclusion, CommonCorruption
+    from .data.transforms import CentreOcclusion, CommonCorruption
     from .models.backbones import AFTViT, CBViT, SlidePVT, SlideSwinTransformer
     return [('MODELS', AFTViT), ('MODELS', CBViT), ('MODELS', SlidePVT),
             ('MODELS', SlideSwinTransformer),

@@ -56,7 +56,7 @@ def batches(config, cfg_options, num_images):
 
 
 def layer_entropies(model, config, cfg_options, num_images):
-    from vitext.analysis.attention import per_layer_entropy
+    from vitext.analysis.attention_entropy import per_layer_entropy
     backbone = model.backbone
     if not hasattr(backbone, 'attention_maps'):
         raise SystemExit(f'error: model.backbone ({type(backbone).__name__}) has no attention '
@@ -76,7 +76,7 @@ def layer_entropies(model, config, cfg_options, num_images):
 
 def main():
     args = parse_args()
-    from vitext.analysis.attention import without_context_broadcast
+    from vitext.analysis.attention_entropy import without_context_broadcast
     from vitext.analysis.models import build_model
     model, _ = build_model(args.config, args.checkpoint, args.cfg_options)
     curves = {}

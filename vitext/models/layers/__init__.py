@@ -2,7 +2,7 @@
 all re-exported here: ``from vitext.models.layers import HierarchicalBlock, PatchEmbed``."""
 from .attention import Attention, SpatialReductionAttention
 from .block import Block, HierarchicalBlock
-from .broadcast import CB_MODES, CB_POSITIONS, CBMode, CBPosition, make_broadcast
+from .broadcast_modes import CB_MODES, CB_POSITIONS, CBMode, CBPosition, make_broadcast
 from .checkpointing import checkpointed_call
 from .drop_path import DropPath, drop_path_rates
 from .format import grid_tokens_to_map

@@ -10,7 +10,7 @@ from typing import Callable, Optional, Tuple
 from torch import Tensor, nn
 
 from .attention import Attention
-from .broadcast import CB_POSITIONS, CBMode, CBPosition, make_broadcast
+from .broadcast_modes import CB_POSITIONS, CBMode, CBPosition, make_broadcast
 from .drop_path import DropPath
 from .mlp import Mlp
 
