@@ -1,4 +1,4 @@
-"""Attention Free Transformer operators (Zhai et al., arXiv 2105.14103; SPEC §1).
+"""Attention Free Transformer operators (Zhai et al., arXiv 2105.14103; docs/models.md#aft).
 
     Y_t = sigmoid(Q_t) * sum_t' exp(K_t' + w_tt') V_t' / sum_t' exp(K_t' + w_tt')
 
@@ -305,7 +305,8 @@ class AFTFull(AFTSimple):
         self.pos_v = nn.Parameter(torch.randn(tokens, factor_dim) * 1e-2)
 
     def position_bias(self, grid: Grid) -> Tensor:
-        # [choice, SPEC §1] U and V resampled bilinearly on the grid, prefix rows kept.
+        # [choice, docs/models.md#aft-full] U and V resampled bilinearly on the grid, prefix
+        # rows kept.
         u, v = (resize_grid_tokens(f, grid, self.grid, self.num_prefix_tokens, mode='bilinear')
                 for f in (self.pos_u, self.pos_v))
         return u @ v.t()

@@ -1,5 +1,6 @@
-"""Slide Attention (Slide-Transformer, SPEC §2): local attention of every query over its k x k
-neighbourhood, with the neighbourhood keys/values produced by depthwise convolutions.
+"""Slide Attention (Slide-Transformer, docs/models.md#slide-attention): local attention of every
+query over its k x k neighbourhood, with the neighbourhood keys/values produced by depthwise
+convolutions.
 
 The neighbour maps of a (N, d, H, W) input are the output of a depthwise conv with d*k^2 output
 channels, channel ``c*k^2 + n`` holding slot ``n`` (kernel position ``(n // k, n % k)``) of
