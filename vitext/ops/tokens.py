@@ -14,12 +14,14 @@ def resize_grid_tokens(tokens: Tensor, new_grid: Sequence[int], old_grid: Sequen
     ``tokens`` is (T, C) or (B, T, C) with T = num_prefix_tokens + h*w: the prefix (e.g. class)
     tokens are kept, the h*w grid part is interpolated to ``new_grid`` in 2-d.
 
-    A graph recorded with input-dependent sizes (tracing, ONNX export, torch.export with dynamic
-    sizes) always interpolates, the same grid included (an identity for these modes): comparing
-    the grid with the table's would fix it to one size. torch.export at a static size compares
-    plain ints, so ExecuTorch, which has no antialiased bicubic kernel, gets no resize."""
+    An ONNX export, or a graph recorded with symbolic sizes (torch.export with dynamic sizes),
+    always interpolates, the same grid included (an identity for these modes): comparing the grid
+    with the table's would fix the graph to one size. torch.export at a static size compares
+    plain ints, so ExecuTorch, which has no antialiased bicubic kernel, gets no resize; so does
+    ``torch.jit.trace`` (vitext's traced graphs are for one size, e.g. the FLOP counter's, which
+    must not count an identity resize)."""
     new_grid, old_grid = tuple(new_grid), tuple(old_grid)
-    symbolic = (torch.onnx.is_in_onnx_export() or torch.jit.is_tracing()
+    symbolic = (torch.onnx.is_in_onnx_export()
                 or any(isinstance(size, torch.SymInt) for size in new_grid))
     if not symbolic and new_grid == old_grid:
         return tokens
