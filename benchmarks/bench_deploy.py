@@ -127,7 +127,7 @@ def build_pair_model(pair: Pair, which: str, part: Part) -> nn.Module:
         which: 'vitext' or 'replaced'.
         part: 'backbone' (its output maps) or 'segmentor' (logits at the input size).
     """
-    from vitext.analysis.models import TensorForward, build_model
+    from vitext.analysis.model_from_config import TensorForward, build_model
     from vitext.models.deploy import switch_to_deploy
     options = None if which == 'vitext' else {
         'model.backbone': dict(_delete_=True, **pair.replaced_backbone)}

@@ -35,10 +35,10 @@ def trained(seg_demo_run, tmp_path_factory):
 
 
 def test_atomic_write_killed_midway_keeps_previous(tmp_path):
-    from vitext.fileio import atomic_path, atomic_write
+    from vitext.atomic_files import atomic_path, atomic_write
     path = tmp_path / 'robustness.json'
     atomic_write(str(path), '{"results": {"clean": 1}}')
-    child = (f'import os, signal\nfrom vitext.fileio import atomic_path\n'
+    child = (f'import os, signal\nfrom vitext.atomic_files import atomic_path\n'
              f'with atomic_path({str(path)!r}) as tmp:\n'
              f'    f = open(tmp, "w"); f.write("{{\\"res"); f.flush()\n'
              f'    os.kill(os.getpid(), signal.SIGKILL)\n')

@@ -124,7 +124,7 @@ def test_adaptive_pool_matrix_is_pytorchs_pooling():
 @pytest.fixture(scope='module')
 def random_checkpoint(tmp_path_factory):
     """``random_checkpoint(config)``: the config's model at its random initialisation, saved."""
-    from vitext.analysis.models import build_model
+    from vitext.analysis.model_from_config import build_model
 
     def save(config):
         model, _ = build_model(config)

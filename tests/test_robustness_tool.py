@@ -105,9 +105,9 @@ def test_interrupted_write_keeps_finished_settings(tmp_path):
     ckpt.write_bytes(b'weights')
     identity = run_identity(Config(dict(model=dict(type='M'))), str(ckpt), dict(seed=0))
     out = tmp_path / 'robustness.json'
-    from vitext.fileio import atomic_write
+    from vitext.atomic_files import atomic_write
     atomic_write(str(out), json.dumps(dict(run=identity, results={'clean': {'mIoU': 5.0}})))
-    child = ('import os, signal\nfrom vitext.fileio import atomic_path\n'
+    child = ('import os, signal\nfrom vitext.atomic_files import atomic_path\n'
              f'with atomic_path({str(out)!r}) as tmp:\n'
              '    open(tmp, "w").close()\n'  # caught at 0 bytes
              '    os.kill(os.getpid(), signal.SIGKILL)\n')

@@ -58,7 +58,7 @@ def deploy_backbone(name: str) -> torch.nn.Module:
 def deploy_segmentor() -> torch.nn.Module:
     """Slide-Swin + UPerNet (pyramid pooling's adaptive pools included) in deploy form, as
     images -> logits."""
-    from vitext.analysis.models import TensorForward, build_model
+    from vitext.analysis.model_from_config import TensorForward, build_model
     from vitext.models.deploy import switch_to_deploy
     torch.manual_seed(0)
     model, scope = build_model(SLIDE_DEMO)
@@ -154,7 +154,7 @@ main(sys.argv[1:])
 
 
 def test_deploy_tool_checks_each_runtime_and_reports_one_it_cannot_use(tmp_path):
-    from vitext.analysis.models import build_model
+    from vitext.analysis.model_from_config import build_model
     model, _ = build_model(SLIDE_DEMO)
     checkpoint = tmp_path / 'untrained.pth'
     torch.save(dict(state_dict=model.state_dict()), checkpoint)

@@ -77,7 +77,7 @@ def layer_entropies(model, config, cfg_options, num_images):
 def main():
     args = parse_args()
     from vitext.analysis.attention_entropy import without_context_broadcast
-    from vitext.analysis.models import build_model
+    from vitext.analysis.model_from_config import build_model
     model, _ = build_model(args.config, args.checkpoint, args.cfg_options)
     curves = {}
     curves['with CB'], count, tokens = layer_entropies(model, args.config, args.cfg_options,

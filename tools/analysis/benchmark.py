@@ -47,7 +47,7 @@ def main():
         # live tensor memory (by default the threshold grows and freed blocks stay resident).
         os.execve(sys.executable, [sys.executable] + sys.argv,
                   dict(os.environ, MALLOC_MMAP_THRESHOLD_='65536'))
-    from vitext.analysis.models import TensorForward, build_model
+    from vitext.analysis.model_from_config import TensorForward, build_model
     from vitext.analysis.timing import interleaved_times, peak_memory_mb
     from vitext.models.deploy import switch_to_deploy
     model, scope = build_model(args.config, args.checkpoint, args.cfg_options, args.device)

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from typing import Dict, List, Optional, Sequence, Tuple
 
 from .complexity import complexity
-from .models import TensorForward, build_model
+from .model_from_config import TensorForward, build_model
 
 
 @dataclass(frozen=True)

@@ -172,7 +172,7 @@ def main(argv: Optional[List[str]] = None) -> None:
     args = parser.parse_args(argv)
     if (args.dynamic or args.backbone_only) and not args.onnx:
         parser.error('--dynamic and --backbone-only apply to the ONNX export: give --onnx')
-    from vitext.analysis.models import TensorForward, build_model
+    from vitext.analysis.model_from_config import TensorForward, build_model
     from vitext.models.deploy import switch_to_deploy
     model, scope = build_model(args.config, args.checkpoint, args.cfg_options)
     deploy = copy.deepcopy(model)

@@ -62,7 +62,7 @@ def main(argv: Optional[List[str]] = None) -> None:
         result = dict(shape=shape, rows=rows)
     else:
         if args.config:
-            from vitext.analysis.models import TensorForward, build_model
+            from vitext.analysis.model_from_config import TensorForward, build_model
             model = TensorForward(*build_model(args.config, cfg_options=args.cfg_options))
             what = f'{args.config}: {model.what}'
         else:

@@ -6,7 +6,7 @@ newest file and a ``last_checkpoint`` that names the deleted one: ``--resume`` t
 time; with ``save_best`` it deletes the previous best checkpoint before writing the new one,
 so a kill then loses the best model. :class:`AtomicCheckpointHook` writes each checkpoint (best
 ones too) and ``last_checkpoint`` under a temporary name, syncs and renames it
-(``vitext.fileio.atomic_path``), and deletes old ones only after; on ``--resume`` it checks what ``last_checkpoint`` names and, if that is missing or
+(``vitext.atomic_files.atomic_path``), and deletes old ones only after; on ``--resume`` it checks what ``last_checkpoint`` names and, if that is missing or
 incomplete (or ``last_checkpoint`` is empty or gone), resumes from the newest complete
 checkpoint in the folder, saying so in one log line.
 """
@@ -23,7 +23,7 @@ from mmengine.fileio import LocalBackend
 from mmengine.hooks import CheckpointHook
 from mmengine.logging import print_log
 
-from ..fileio import TEMP_SUFFIX, atomic_path, atomic_write
+from ..atomic_files import TEMP_SUFFIX, atomic_path, atomic_write
 
 LAST_CHECKPOINT = 'last_checkpoint'
 

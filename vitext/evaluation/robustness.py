@@ -21,7 +21,7 @@ from mmengine.config import Config
 from mmengine.logging import print_log
 from mmengine.utils import ProgressBar
 
-from ..fileio import atomic_write
+from ..atomic_files import atomic_write
 from .attacks import fgsm_attack, pgd_attack
 from .corruptions import CORRUPTIONS, SEVERITIES
 
