@@ -67,10 +67,10 @@ def test_a_test_run_reads_its_checkpoint_once(demo_seg_checkpoint, ade_root, tmp
                                               monkeypatch):
     """The fit check read the checkpoint, then the runner read it again from the file."""
     import vitext.apis
-    import vitext.checkpoint
-    reads = []
-    safe_load = vitext.checkpoint.safe_load
-    monkeypatch.setattr(vitext.checkpoint, 'safe_load',
+    from vitext.checkpoint import mmengine_loaders
+    reads = []  # every file read through mmengine's CheckpointLoader ends in this safe_load
+    safe_load = mmengine_loaders.safe_load
+    monkeypatch.setattr(mmengine_loaders, 'safe_load',
                         lambda path, *args, **kwargs: reads.append(path) or safe_load(
                             path, *args, **kwargs))
     options = {'test_dataloader.dataset.data_root': ade_root,
