@@ -25,7 +25,7 @@ from typing import Callable, Dict, List, Literal, Optional, Sequence, Tuple, Uni
 import torch
 from torch import Tensor, nn
 
-from .export import export_onnx
+from .export import export_onnx, flat
 
 RuntimeName = Literal['onnxruntime', 'openvino', 'executorch']
 Runner = Callable[[Tensor], List[Tensor]]
@@ -38,8 +38,7 @@ class RuntimeUnavailable(RuntimeError):
 def as_tensor_list(outputs: Union[Tensor, Sequence]) -> List[Tensor]:
     """A module's or runtime's outputs (a tensor, arrays or a tuple/list of them) as a list of
     CPU tensors."""
-    items = list(outputs) if isinstance(outputs, (tuple, list)) else [outputs]
-    return [torch.as_tensor(item) for item in items]
+    return [torch.as_tensor(item) for item in flat(outputs)]
 
 
 def require(package: str, runtime: str):
