@@ -305,11 +305,11 @@ def test_without_the_openmmlab_stack_the_ops_import_and_the_command_names_it(tmp
 
 
 
-def run_offline_installer(bundle, *args):
+def run_offline_installer(bundle, *args, **env):
     return subprocess.run(['bash', osp.join(ROOT, 'tools', 'gpu', 'install_offline.sh'), str(bundle),
                            '--python', sys.executable, '--dry-run', *args],
                           capture_output=True, text=True, timeout=300,
-                          env={**os.environ, 'VITEXT_MMCV_CUDA': '0'})
+                          env={**os.environ, 'VITEXT_MMCV_CUDA': '0', **env})
 
 
 def test_offline_installer_keeps_torch_and_builds_mmcv_against_it(wheel, tmp_path):
@@ -344,3 +344,25 @@ def test_offline_installer_keeps_torch_and_builds_mmcv_against_it(wheel, tmp_pat
     assert 'mmcv 2.1.0 with ops already works here' in result.stdout
     assert not any('mmcv-2.1.0' in line for line in result.stdout.splitlines()
                    if line.startswith('+ '))
+
+
+def test_offline_installer_refuses_an_environment_with_the_onedl_fork(wheel, tmp_path):
+    """The bundle is the upstream set: in an environment holding onedl-mmcv it would build
+    upstream mmcv beside it (both import as ``mmcv``); the installer stops first, naming the fork's
+    packages and the fork's install command. The fork is made visible to this interpreter by its
+    installed-distribution metadata, which is what the installer reads."""
+    bundle = tmp_path / 'bundle'
+    bundle.mkdir()
+    shutil.copy(wheel, bundle)
+    shutil.copy(osp.join(ROOT, 'requirements', 'offline.txt'), bundle / 'requirements.txt')
+    (bundle / 'mmcv-2.1.0.tar.gz').write_bytes(b'')
+    site = tmp_path / 'site'
+    dist_info = site / 'onedl_mmcv-2.3.6.dist-info'
+    dist_info.mkdir(parents=True)
+    (dist_info / 'METADATA').write_text('Metadata-Version: 2.1\nName: onedl-mmcv\nVersion: 2.3.6\n')
+    result = run_offline_installer(bundle, PYTHONPATH=str(site))
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert not any(line.startswith('+ ') for line in result.stdout.splitlines()), result.stdout
+    (line,) = result.stderr.strip().splitlines()
+    assert 'has the onedl-* fork (onedl-mmcv==2.3.6)' in line
+    assert "pip install 'vitext[onedl-det]'" in line

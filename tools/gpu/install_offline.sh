@@ -11,7 +11,9 @@
 # compiled ops (mmseg needs them even for segmentation): CUDA ops when torch sees a GPU and nvcc is
 # found (VITEXT_MMCV_CUDA=0/1 overrides; CUDA ops take a while, CPU ops a few minutes on 16
 # cores), else CPU ops. A prebuilt mmcv-2.1.0-*.whl in DIR is used instead when present (it must
-# have been built against this torch). --dry-run prints the pip commands without running them.
+# have been built against this torch). An environment holding the onedl-* fork is refused: the
+# bundle is the upstream set, which would be installed beside the fork's packages of the same
+# import names. --dry-run prints the pip commands without running them.
 set -euo pipefail
 
 DIR=""
@@ -19,7 +21,7 @@ PY="$(command -v python || command -v python3 || true)"
 DRY_RUN=0
 REBUILD_MMCV=0
 MMCV_VERSION=2.1.0
-usage() { sed -n '2,15p' "$0" | sed 's/^# \{0,1\}//'; exit "${1:-0}"; }
+usage() { sed -n '2,16p' "$0" | sed 's/^# \{0,1\}//'; exit "${1:-0}"; }
 while [ $# -gt 0 ]; do
   case "$1" in
     --python) PY="$2"; shift 2 ;;
@@ -47,11 +49,13 @@ MMCV_SDIST="$DIR/mmcv-$MMCV_VERSION.tar.gz"
 
 # What the environment has: torch (required), torchvision (optional), whether torch sees a GPU.
 PROBE="$("$PY" - <<'PYEOF'
-import importlib.util, os, shutil
+import importlib.metadata, importlib.util, os, shutil
+onedl = sorted('%s==%s' % (d.metadata['Name'], d.version) for d in importlib.metadata.distributions()
+               if (d.metadata['Name'] or '').lower().startswith('onedl-'))
 try:
     import torch
 except ImportError:
-    print('none')
+    print('none - 0 0 - -')
     raise SystemExit
 tv = importlib.util.find_spec('torchvision') and __import__('torchvision').__version__
 gpu = torch.cuda.is_available()
@@ -61,11 +65,13 @@ archs = sorted({'%d.%d' % torch.cuda.get_device_capability(i)
 # environment may not have yet)
 nvcc = (os.environ.get('CUDA_HOME') or os.environ.get('CUDA_PATH') or shutil.which('nvcc')
         or os.path.exists('/usr/local/cuda/bin/nvcc'))
-print(torch.__version__, tv or '-', int(gpu), int(bool(nvcc)), ';'.join(archs) or '-')
+print(torch.__version__, tv or '-', int(gpu), int(bool(nvcc)), ';'.join(archs) or '-',
+      ','.join(onedl) or '-')
 PYEOF
 )"
-read -r TORCH_VERSION TORCHVISION_VERSION HAS_GPU HAS_NVCC CUDA_ARCHS <<< "$PROBE"
+read -r TORCH_VERSION TORCHVISION_VERSION HAS_GPU HAS_NVCC CUDA_ARCHS ONEDL <<< "$PROBE"
 [ "$TORCH_VERSION" != none ] || die "$PY has no torch: this script adds vitext to an environment that already has PyTorch"
+[ "$ONEDL" = - ] || die "$PY has the onedl-* fork ($ONEDL): this bundle holds the upstream OpenMMLab set and would install it beside the fork; install vitext there with pip install 'vitext[onedl-det]' instead (README: The maintained onedl-* fork)"
 log "python $PY: torch $TORCH_VERSION, torchvision $TORCHVISION_VERSION, GPU $HAS_GPU, nvcc $HAS_NVCC"
 
 TMP="$(mktemp -d)"
