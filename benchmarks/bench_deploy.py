@@ -39,6 +39,7 @@ sys.path.insert(0, osp.dirname(osp.abspath(__file__)))
 from common import environment, interleaved_times, load_average, write_results  # noqa: E402
 
 from vitext.analysis import runtimes  # noqa: E402
+from vitext.analysis.export import onnxruntime_session  # noqa: E402
 from vitext.analysis.runtimes import RuntimeUnavailable, one_line  # noqa: E402
 
 Part = Literal['backbone', 'segmentor']
@@ -213,13 +214,8 @@ def onnx_operator_times(module: nn.Module, example: Tensor, workdir: str, thread
     over the graph's nodes of that type, averaged over ``runs`` after one warm-up run)."""
     import json
 
-    import onnxruntime as ort
     path = runtimes.export_onnx_file(module, example, workdir)
-    options = ort.SessionOptions()
-    options.intra_op_num_threads, options.inter_op_num_threads = threads, 1
-    options.enable_profiling = True
-    options.profile_file_prefix = osp.join(workdir, 'profile')
-    session = ort.InferenceSession(path, options, providers=['CPUExecutionProvider'])
+    session = onnxruntime_session(path, threads, profile_prefix=osp.join(workdir, 'profile'))
     feed = {session.get_inputs()[0].name: example.numpy()}
     for _ in range(runs + 1):
         session.run(None, feed)

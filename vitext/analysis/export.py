@@ -133,10 +133,27 @@ def export_onnx(module: nn.Module, example: Tensor, path: str, dynamic: bool = F
     return path
 
 
+def onnxruntime_session(path: str, num_threads: Optional[int] = None,
+                        profile_prefix: Optional[str] = None):
+    """An onnxruntime CPU session on the ONNX model ``path``: the one place sessions are made
+    (export checks, the runtimes' runner, the benchmark's profiler).
+
+    Args:
+        num_threads: intra-op threads (one inter-op thread); ``None``: onnxruntime's default.
+        profile_prefix: turn on onnxruntime's profiler, writing to files of this prefix.
+    """
+    import onnxruntime as ort
+    options = ort.SessionOptions()
+    if num_threads is not None:
+        options.intra_op_num_threads, options.inter_op_num_threads = num_threads, 1
+    if profile_prefix is not None:
+        options.enable_profiling, options.profile_file_prefix = True, profile_prefix
+    return ort.InferenceSession(path, options, providers=['CPUExecutionProvider'])
+
+
 def onnxruntime_outputs(path: str, images: Tensor) -> List[np.ndarray]:
     """The ONNX model ``path`` run by onnxruntime on the CPU on ``images``."""
-    import onnxruntime as ort
-    session = ort.InferenceSession(path, providers=['CPUExecutionProvider'])
+    session = onnxruntime_session(path)
     return session.run(None, {session.get_inputs()[0].name: images.numpy()})
 
 
@@ -170,4 +187,5 @@ def second_shape(shape: Sequence[int]) -> Tuple[int, int]:
 
 
 __all__ = ['ExportRefused', 'MatmulAdaptiveAvgPool2d', 'adaptive_pool_matrix', 'export_onnx',
-           'fix_adaptive_pools', 'onnxruntime_difference', 'onnxruntime_outputs', 'second_shape']
+           'fix_adaptive_pools', 'onnxruntime_difference', 'onnxruntime_outputs',
+           'onnxruntime_session', 'second_shape']

@@ -25,7 +25,7 @@ from typing import Callable, Dict, List, Literal, Optional, Sequence, Tuple, Uni
 import torch
 from torch import Tensor, nn
 
-from .export import export_onnx, flat
+from .export import export_onnx, flat, onnxruntime_session
 
 RuntimeName = Literal['onnxruntime', 'openvino', 'executorch']
 Runner = Callable[[Tensor], List[Tensor]]
@@ -74,12 +74,9 @@ def export_onnx_file(module: nn.Module, example: Tensor, workdir: str) -> str:
 
 def onnxruntime_runner(onnx_file: str, num_threads: int) -> Runner:
     """ONNX Runtime's CPU execution provider on the ONNX model ``onnx_file``."""
-    ort = require('onnxruntime', 'onnxruntime')
-    options = ort.SessionOptions()
-    options.intra_op_num_threads = num_threads
-    options.inter_op_num_threads = 1
+    require('onnxruntime', 'onnxruntime')
     try:
-        session = ort.InferenceSession(onnx_file, options, providers=['CPUExecutionProvider'])
+        session = onnxruntime_session(onnx_file, num_threads)
     except Exception as error:
         raise RuntimeUnavailable(f'onnxruntime cannot load the model: {one_line(error)}') \
             from error
