@@ -68,6 +68,28 @@ def test_backbone_alone_matches_onnxruntime(name, tmp_path):
         np.testing.assert_allclose(b, a.numpy(), rtol=0, atol=2e-5)
 
 
+@pytest.mark.parametrize('deploy', [False, True])
+def test_slide_attention_layer_matches_onnxruntime_without_transposes(deploy, tmp_path):
+    """A slide attention layer (kernel 5, 3 heads, non-square map, random neighbour convs) as
+    exported (its token form) against PyTorch eager (the C++ kernel where built); the graph
+    stays in the token layout: no Transpose node."""
+    import onnx
+
+    from vitext.ops import SlideAttention
+    torch.manual_seed(0)
+    layer = SlideAttention(12, 3, kernel_size=5)
+    with torch.no_grad():
+        layer.deform.weight.normal_(std=.3)
+        layer.relative_position_bias_table.normal_(std=.5)
+    if deploy:
+        layer.switch_to_deploy()
+    layer.eval()
+    x = torch.randn(1, 6, 9, 12)
+    path = export_onnx(layer, x, str(tmp_path / 'slide.onnx'))
+    assert onnxruntime_difference(path, layer, x) < 1e-5
+    assert 'Transpose' not in {node.op_type for node in onnx.load(path).graph.node}
+
+
 def test_exported_expm1_keeps_small_arguments():
     """exp(w) - 1 as the exported graph computes it keeps the digits of small w (ONNX's
     Exp(w) - 1 loses them: 5% at w = 1e-6 in float32), in float32 and float64, and is exact at

@@ -7,7 +7,7 @@ import torch
 import torch.nn.functional as F
 
 from vitext.ops import (SlideAttention, shift_kernels, slide_attention, slide_attention_copies,
-                        slide_attention_qkv, slide_attention_unfold)
+                        slide_attention_qkv, slide_attention_tokens, slide_attention_unfold)
 from vitext.ops.cpu_kernels import cpu_kernel
 
 torch.manual_seed(0)
@@ -139,9 +139,9 @@ def test_kernel_op_registration():
 
 
 def test_layer_paths_agree():
-    """The layer's fused path, and the plain path it takes under export/tracing and with
-    attention dropout (here dropout 0 in training to compare), give the same outputs and
-    gradients."""
+    """The layer's fused path, the plain path it takes with attention dropout (here dropout 0
+    in training to compare) and the token form it records when traced give the same outputs
+    and gradients."""
     layer = SlideAttention(12, 2, kernel_size=3).double()
     with torch.no_grad():
         layer.deform.weight.normal_(std=.3)
@@ -158,6 +158,38 @@ def test_layer_paths_agree():
         torch.testing.assert_close(a, b, rtol=1e-9, atol=1e-9)
     traced = torch.jit.trace(layer.eval(), x.detach())  # traced: the plain path
     torch.testing.assert_close(traced(x.detach()), layer(x.detach()), rtol=1e-10, atol=1e-10)
+
+
+@pytest.mark.parametrize('dtype, tol', [(torch.float64, 1e-10), (torch.float32, 1e-5)])
+@pytest.mark.parametrize('ks, nh, H, W', [(3, 1, 5, 7), (3, 3, 6, 4), (5, 2, 4, 9)])
+@pytest.mark.parametrize('form', ['training', 'deploy'])
+def test_token_form_matches_the_definition(dtype, tol, ks, nh, H, W, form):
+    """The form recorded for export, from (B, H, W, 3, heads, d) tokens, equals the Im2Col
+    reference on per-head maps; training form: the reference mixes with the shift and the
+    deformed convs separately, the token form takes their sum as the layer passes it."""
+    B, d, k2 = 2, 4, ks * ks
+    qkv = rand(B, H, W, 3, nh, d)
+    rel = rand(nh, k2, scale=0.5)
+    shift = (shift_kernels(d, ks).double(), rand(d * k2, scale=0.3))
+    deform = (rand(d * k2, 1, ks, ks, scale=0.3), rand(d * k2, scale=0.3))
+    merged = (shift[0] + deform[0], shift[1] + deform[1])
+    scale = d ** -0.5
+    q, k, v = qkv.permute(3, 0, 4, 5, 1, 2).unbind(0)
+    ref = slide_attention_unfold(q * scale, k, v, rel, ks,
+                                 [shift, deform] if form == 'training' else [merged])
+    ref = ref.permute(0, 3, 4, 1, 2).reshape(B, H, W, nh * d)
+    got = slide_attention_tokens(*(t.to(dtype) for t in (qkv, *merged, rel)), ks, scale)
+    assert got.dtype == dtype and got.shape == (B, H, W, nh * d)
+    torch.testing.assert_close(got.double(), ref, rtol=tol, atol=tol)
+
+
+def test_token_form_attention_dropout():
+    """Attention dropout applies in training only (p = 1 drops every weight)."""
+    qkv, rel = rand(1, 4, 5, 3, 2, 3), rand(2, 9)
+    weight, bias = shift_kernels(3, 3).double(), rand(27)
+    assert not slide_attention_tokens(qkv, weight, bias, rel, 3, 1., 1., True).any()
+    torch.testing.assert_close(slide_attention_tokens(qkv, weight, bias, rel, 3, 1., 1., False),
+                               slide_attention_tokens(qkv, weight, bias, rel, 3, 1.))
 
 
 def test_plain_shifts_are_local_attention():

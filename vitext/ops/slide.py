@@ -19,13 +19,17 @@ Three evaluations of the same function:
 * :func:`slide_attention_unfold` — the Im2Col reference written from the definition: an explicit
   k x k neighbourhood gather (``F.unfold``), then per-channel mixing with the conv weights.
 
+:func:`slide_attention_tokens` is the form exporters record: the fast form's algebra in the
+token layout (B, H, W, heads, d) the qkv projection gives, so the exported graph holds no
+Transpose of the maps (ONNX Runtime spent more time in those than in the attention itself).
+
 The layer calls :func:`slide_attention_qkv` on its qkv projection: on the CPU the C++ kernel
 ``csrc/slide_attention.cpp`` (one pass per pixel over its neighbourhood, straight from the qkv
 layout; registered as the ``vitext::slide_attention`` op with its own backward), elsewhere or
 where no kernel could be built :func:`slide_attention` under a custom autograd Function that keeps
 only its inputs and recomputes the per-shift products in the backward pass.
 """
-from typing import Optional, Sequence, Tuple
+from typing import List, Optional, Sequence, Tuple
 
 import torch
 import torch.nn.functional as F
@@ -115,6 +119,52 @@ def slide_attention(q: Tensor, k: Tensor, v: Tensor, rel_pos_bias: Tensor, kerne
         weights = attn[:, p:p + 1] if mix is None else torch.matmul(mix[:, :, p], attn)
         out = out.addcmul_(weights, shifted(vf, p))
     return out.view(B, nh, d, H, Wp)[..., :W]
+
+
+def slide_attention_tokens(qkv: Tensor, weight: Tensor, bias: Tensor, rel_pos_bias: Tensor,
+                           kernel_size: int = 3, scale: float = 1., attn_drop: float = 0.,
+                           training: bool = False) -> Tensor:
+    """Slide attention in the token layout, the form recorded for export (ONNX, ExecuTorch).
+
+    The algebra of :func:`slide_attention` (the conv as a per-channel mix of the k^2 shifted
+    maps) on (B, H, W, heads, d) tokens: shift ``p`` is a slice of the zero-padded (B, H, W, C)
+    map, the logits are ``sum_p (q * K_p) @ (scale * w[:, :, p]) + q @ (scale * b)
+    + scale * bias_rel * sum_d(q)`` and the output ``sum_p (attn @ w[:, :, p]^T) * V_p
+    + attn @ b^T``, matmuls over the last axis, whose (d, k^2) and (k^2, d) matrices are
+    weights. Measured in ONNX Runtime (benchmarks/bench_slide_export.py) this is faster than
+    per-head maps (their Transposes), than stacking the k^2 views for one large matmul and
+    than the conv-made copies.
+
+    Args:
+        qkv: (B, H, W, 3, heads, d), q unscaled.
+        weight, bias: the neighbour conv, (d*k^2, 1, k, k) and (d*k^2,).
+        rel_pos_bias: (heads, k^2), added to the neighbour keys.
+        scale: multiplies q (folded into the logits' weights).
+        attn_drop: dropout on the attention weights when ``training``.
+    Returns:
+        (B, H, W, heads*d), the heads concatenated as the output projection takes them.
+    """
+    _check_kernel_size(kernel_size)
+    B, H, W, _, nh, d = qkv.shape
+    k2, pad = kernel_size * kernel_size, kernel_size // 2
+    q, k, v = qkv.unbind(3)  # each (B, H, W, heads, d)
+
+    def shifted(x: Tensor) -> List[Tensor]:  # [p] = x_pad[:, y + p // k, x + p % k]
+        padded = F.pad(x.reshape(B, H, W, nh * d), (0, 0, pad, pad, pad, pad))
+        return [padded[:, i:i + H, j:j + W].reshape(B, H, W, nh, d)
+                for i in range(kernel_size) for j in range(kernel_size)]
+
+    mix = weight.view(d, k2, k2)  # [c, n, p]
+    slot_bias = bias.view(d, k2)  # [c, n]
+    logits = (torch.matmul(q, slot_bias * scale)
+              + q.sum(-1, keepdim=True) * (rel_pos_bias * scale))  # (B, H, W, heads, k^2)
+    for p, k_p in enumerate(shifted(k)):
+        logits = logits + torch.matmul(q * k_p, mix[:, :, p] * scale)
+    attn = F.dropout(logits.softmax(-1), attn_drop, training)
+    out = torch.matmul(attn, slot_bias.t())
+    for p, v_p in enumerate(shifted(v)):
+        out = out + torch.matmul(attn, mix[:, :, p].t()) * v_p
+    return out.reshape(B, H, W, nh * d)
 
 
 def _slide_attention_plain(qkv: Tensor, weight: Tensor, bias: Tensor, rel_pos_bias: Tensor,
@@ -361,19 +411,24 @@ class SlideAttention(nn.Module):
 
     def attend(self, q: Tensor, k: Tensor, v: Tensor) -> Tensor:
         """Slide attention on per-head maps (B, heads, d, H, W), q unscaled, by
-        :func:`slide_attention` (traced by exporters, and with attention dropout)."""
+        :func:`slide_attention` (the layer's path with attention dropout)."""
         weight, bias = self.neighbour_conv()
         return slide_attention(q * self.scale, k, v, self.relative_position_bias_table,
                                self.kernel_size, weight, bias, self.attn_drop, self.training)
 
     def attend_qkv(self, qkv: Tensor) -> Tensor:
         """(B, H, W, 3, heads, d) -> (B, H, W, C): :func:`slide_attention_qkv` (custom backward,
-        CPU kernel), or :meth:`attend` under export / tracing and with attention dropout."""
-        if recording_graph() or (self.attn_drop and self.training):
+        CPU kernel), :func:`slide_attention_tokens` under export / tracing, or :meth:`attend`
+        with attention dropout."""
+        weight, bias = self.neighbour_conv()
+        if recording_graph():
+            return slide_attention_tokens(qkv, weight, bias, self.relative_position_bias_table,
+                                          self.kernel_size, self.scale, self.attn_drop,
+                                          self.training)
+        if self.attn_drop and self.training:
             B, H, W = qkv.shape[:3]
             q, k, v = qkv.permute(3, 0, 4, 5, 1, 2).unbind(0)  # each (B, heads, d, H, W)
             return self.attend(q, k, v).reshape(B, -1, H, W).permute(0, 2, 3, 1)
-        weight, bias = self.neighbour_conv()
         return slide_attention_qkv(qkv, weight, bias, self.relative_position_bias_table,
                                    self.kernel_size, self.scale)
 
@@ -391,5 +446,6 @@ class SlideAttention(nn.Module):
 
 
 __all__ = ['shift_kernels', 'ShiftConv', 'slide_attention',
-           'slide_attention_copies', 'slide_attention_qkv', 'slide_attention_unfold',
+           'slide_attention_copies', 'slide_attention_qkv', 'slide_attention_tokens',
+           'slide_attention_unfold',
            'SlideAttention']
