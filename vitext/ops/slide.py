@@ -121,6 +121,14 @@ def slide_attention(q: Tensor, k: Tensor, v: Tensor, rel_pos_bias: Tensor, kerne
     return out.view(B, nh, d, H, Wp)[..., :W]
 
 
+def _rows_matmul(x: Tensor, matrix: Tensor) -> Tensor:
+    """``x`` (..., m) @ ``matrix`` (m, n) as one bmm over the flattened leading axes: the
+    XNNPACK delegate of ExecuTorch takes a bmm whose right-hand side is computed from weights,
+    and leaves such an mm to ExecuTorch's single-threaded portable kernel."""
+    rows = torch.bmm(x.reshape(1, -1, x.shape[-1]), matrix.unsqueeze(0))
+    return rows.view(*x.shape[:-1], matrix.shape[-1])
+
+
 def slide_attention_tokens(qkv: Tensor, weight: Tensor, bias: Tensor, rel_pos_bias: Tensor,
                            kernel_size: int = 3, scale: float = 1., attn_drop: float = 0.,
                            training: bool = False) -> Tensor:
@@ -156,14 +164,14 @@ def slide_attention_tokens(qkv: Tensor, weight: Tensor, bias: Tensor, rel_pos_bi
 
     mix = weight.view(d, k2, k2)  # [c, n, p]
     slot_bias = bias.view(d, k2)  # [c, n]
-    logits = (torch.matmul(q, slot_bias * scale)
-              + q.sum(-1, keepdim=True) * (rel_pos_bias * scale))  # (B, H, W, heads, k^2)
+    q_sum = _rows_matmul(q, q.new_ones(d, 1))  # sum_d(q), a matmul as XNNPACK takes it
+    logits = _rows_matmul(q, slot_bias * scale) + q_sum * (rel_pos_bias * scale)
     for p, k_p in enumerate(shifted(k)):
-        logits = logits + torch.matmul(q * k_p, mix[:, :, p] * scale)
-    attn = F.dropout(logits.softmax(-1), attn_drop, training)
-    out = torch.matmul(attn, slot_bias.t())
+        logits = logits + _rows_matmul(q * k_p, mix[:, :, p] * scale)
+    attn = F.dropout(logits.softmax(-1), attn_drop, training)  # (B, H, W, heads, k^2)
+    out = _rows_matmul(attn, slot_bias.t())
     for p, v_p in enumerate(shifted(v)):
-        out = out + torch.matmul(attn, mix[:, :, p].t()) * v_p
+        out = out + _rows_matmul(attn, mix[:, :, p].t()) * v_p
     return out.reshape(B, H, W, nh * d)
 
 
