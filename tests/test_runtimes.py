@@ -8,7 +8,7 @@ from functools import partial
 import pytest
 import torch
 
-from conftest import ROOT, run_tool
+from conftest import ROOT, run_main
 from vitext.analysis.runtimes import (RUNTIMES, RuntimeUnavailable, build_runner,
                                       export_onnx_file, require)
 from vitext.registry import vitext_backbones
@@ -172,26 +172,22 @@ def test_executorch_runner_sets_the_thread_count(tmp_path):
         assert portable_lib._threadpool_get_thread_count() == threads
 
 
-# vitext deploy with a runtime made absent (its import fails, as when it is not installed): the
-# other runtimes are still checked and the tool succeeds.
-WITHOUT = '''
-import sys
-sys.modules[sys.argv.pop(1)] = None
-from vitext.cli.deploy import main
-main(sys.argv[1:])
-'''
-
-
-def test_deploy_tool_checks_each_runtime_and_reports_one_it_cannot_use(tmp_path):
+def test_deploy_tool_checks_each_runtime_and_reports_one_it_cannot_use(tmp_path, capsys,
+                                                                      monkeypatch):
+    """vitext deploy (in this process) with a runtime made absent (its import fails, as when it
+    is not installed): the other runtimes are still checked and the tool succeeds."""
     from vitext.analysis.model_from_config import build_model
+    from vitext.cli.deploy import main
     model, _ = build_model(SLIDE_DEMO)
     checkpoint = tmp_path / 'untrained.pth'
     torch.save(dict(state_dict=model.state_dict()), checkpoint)
-    proc = run_tool([sys.executable, '-c', WITHOUT, 'executorch', SLIDE_DEMO, str(checkpoint),
-                     str(tmp_path / 'deploy.pth'), '--shape', '64', '64',
-                     '--onnx', str(tmp_path / 'model.onnx'),
-                     '--runtimes', 'onnxruntime', 'openvino', 'executorch'])
-    lines = proc.stdout.splitlines()
+    monkeypatch.setitem(sys.modules, 'executorch', None)
+    code, out, err = run_main(main, [SLIDE_DEMO, str(checkpoint), str(tmp_path / 'deploy.pth'),
+                                     '--shape', '64', '64', '--onnx', str(tmp_path / 'model.onnx'),
+                                     '--runtimes', 'onnxruntime', 'openvino', 'executorch'],
+                              capsys)
+    assert code == 0, err
+    lines = out.splitlines()
     assert sum('max |PyTorch - onnxruntime|' in line for line in lines) == 1
     (openvino,) = [line for line in lines if line.startswith('openvino: ')]
     assert float(openvino.split('= ')[1].split()[0]) <= 1e-4
