@@ -9,6 +9,7 @@ import pytest
 import torch
 from torch import nn
 
+from conftest import run_main
 from vitext.analysis.export import (ExportRefused, adaptive_pool_matrix, export_onnx,
                                     onnxruntime_difference, onnxruntime_outputs)
 from vitext.models.deploy import switch_to_deploy
@@ -159,13 +160,7 @@ def random_checkpoint(tmp_path_factory):
 def deploy(argv, capsys):
     """``vitext deploy`` in this process: (exit code, stdout, stderr)."""
     from vitext.cli.deploy import main
-    code = 0
-    try:
-        main(argv)
-    except SystemExit as exc:
-        code = exc.code
-    captured = capsys.readouterr()
-    return code, captured.out, captured.err
+    return run_main(main, argv, capsys)
 
 
 def test_deploy_tool_exports_the_reparameterised_segmentor(random_checkpoint, tmp_path,
