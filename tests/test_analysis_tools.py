@@ -4,16 +4,17 @@ import json
 import math
 import os.path as osp
 import statistics
-import sys
 
 import pytest
 import torch
 from torch import nn
 
-from conftest import ROOT, run_tool, tiny_seg_options
+from conftest import ROOT, run_main, run_tool, tiny_seg_options
 from vitext.analysis.attention_entropy import attention_entropy
 from vitext.analysis.complexity import count_parameters
 from vitext.analysis.export import fix_adaptive_pools
+from vitext.cli.deploy import main as deploy_main
+from vitext.cli.flops import main as flops_main
 from vitext.models.classifiers import build_classifier
 
 SLIDE_DEMO = osp.join(ROOT, 'configs/demo/upernet_slide-swin-mini_4xb8-120it_synthetic-ade20k-128x128.py')
@@ -25,12 +26,15 @@ def slide_checkpoint(mini_checkpoint):
     return str(mini_checkpoint(SLIDE_DEMO))
 
 
-def test_model_zoo_table_reproduces_backbone_test_counts(tmp_path):
+# The flops and deploy commands run in this process (run_main): tools/analysis/get_flops.py and
+# deploy.py only call them, and print the same help (tests/test_cli.py).
+def test_model_zoo_table_reproduces_backbone_test_counts(tmp_path, capsys):
     """The table README's model zoo comes from: every backbone with a paper size within the
     tolerance its backbone test asserts (Slide-Swin 3 %, others 2 %), Slide FLOPs within 5 %."""
     out = tmp_path / 'zoo.json'
-    proc = run_tool(['tools/analysis/get_flops.py', '--model-zoo', '--json', str(out)])
-    assert '| Slide-Swin-T | 28.31 |' in proc.stdout
+    code, stdout, err = run_main(flops_main, ['--model-zoo', '--json', str(out)], capsys)
+    assert code == 0, err
+    assert '| Slide-Swin-T | 28.31 |' in stdout
     rows = json.loads(out.read_text())['rows']
     assert len(rows) == 14
     for row in rows:
@@ -41,28 +45,33 @@ def test_model_zoo_table_reproduces_backbone_test_counts(tmp_path):
             assert abs(row['deploy_flops_g'] / row['paper_flops_g'] - 1) < 0.05, row
 
 
-def test_get_flops_backbone_and_config(tmp_path):
+def test_get_flops_backbone_and_config(tmp_path, capsys):
     out = tmp_path / 'pvt.json'
-    run_tool(['tools/analysis/get_flops.py', '--backbone', 'SlidePVT', '--arch', 'tiny',
-              '--json', str(out)])
+    code, _, err = run_main(flops_main, ['--backbone', 'SlidePVT', '--arch', 'tiny',
+                                         '--json', str(out)], capsys)
+    assert code == 0, err
     result = json.loads(out.read_text())
     expected = count_parameters(build_classifier(dict(type='SlidePVT', arch='tiny')))
     assert result['params_m'] == pytest.approx(expected / 1e6)
     assert result['deploy_params_m'] < result['params_m']  # two convs became one
     out = tmp_path / 'cfg.json'
-    proc = run_tool(['tools/analysis/get_flops.py', SLIDE_DEMO, '--shape', '128', '96',
-                     '--json', str(out)])
+    code, stdout, err = run_main(flops_main, [SLIDE_DEMO, '--shape', '128', '96',
+                                              '--json', str(out)], capsys)
+    assert code == 0, err
     result = json.loads(out.read_text())
-    assert 'segmentor logits' in proc.stdout and result['shape'] == [128, 96]
+    assert 'segmentor logits' in stdout and result['shape'] == [128, 96]
     assert 0 < result['deploy_flops_g'] <= result['flops_g']
 
 
-def test_deploy_tool_checks_saves_and_exports_onnx(slide_checkpoint, ade_root, tmp_path):
+def test_deploy_tool_checks_saves_and_exports_onnx(slide_checkpoint, ade_root, tmp_path,
+                                                   capsys):
     deploy_ckpt = tmp_path / 'deploy.pth'
-    proc = run_tool(['tools/analysis/deploy.py', SLIDE_DEMO, slide_checkpoint, str(deploy_ckpt),
-                     '--shape', '96', '128', '--onnx', str(tmp_path / 'model.onnx')])
-    assert 'switched: backbone' in proc.stdout
-    assert 'max |PyTorch - onnxruntime|' in proc.stdout
+    code, stdout, err = run_main(deploy_main, [
+        SLIDE_DEMO, slide_checkpoint, str(deploy_ckpt), '--shape', '96', '128',
+        '--onnx', str(tmp_path / 'model.onnx')], capsys)
+    assert code == 0, err
+    assert 'switched: backbone' in stdout
+    assert 'max |PyTorch - onnxruntime|' in stdout
     saved = torch.load(deploy_ckpt, weights_only=True)
     assert saved['meta']['deploy'] and any('.attn.merged.' in k for k in saved['state_dict'])
     assert not any('.attn.deform.' in k for k in saved['state_dict'])
@@ -77,29 +86,23 @@ def test_deploy_tool_checks_saves_and_exports_onnx(slide_checkpoint, ade_root, t
         assert abs(scores[0][key] - scores[1][key]) < 0.05, key
 
 
-# deploy.py with a merge that is off by 1e-2 in every merged bias: the tool must notice. (The
-# fused kernels compute the training and deploy forms bit for bit alike, so ``--atol 0`` no
-# longer tells a broken merge from a good one.)
-BROKEN_MERGE = '''
-import runpy, sys
-from vitext.ops.slide import SlideAttention
-merge = SlideAttention.switch_to_deploy
-def broken_merge(self):
-    merged_before = self.deploy
-    merge(self)
-    if not merged_before:
-        self.merged.bias.data.add_(1e-2)
-SlideAttention.switch_to_deploy = broken_merge
-sys.argv = ['tools/analysis/deploy.py'] + sys.argv[1:]
-runpy.run_path('tools/analysis/deploy.py', run_name='__main__')
-'''
+def test_deploy_tool_fails_beyond_tolerance(slide_checkpoint, tmp_path, capsys, monkeypatch):
+    """A merge that is off by 1e-2 in every merged bias: the tool must notice. (The fused
+    kernels compute the training and deploy forms bit for bit alike, so ``--atol 0`` no longer
+    tells a broken merge from a good one.)"""
+    from vitext.ops.slide import SlideAttention
+    merge = SlideAttention.switch_to_deploy
 
-
-def test_deploy_tool_fails_beyond_tolerance(slide_checkpoint, tmp_path):
-    proc = run_tool([sys.executable, '-c', BROKEN_MERGE, SLIDE_DEMO, slide_checkpoint,
-                     str(tmp_path / 'd.pth'), '--shape', '64', '64'], check=False)
-    assert proc.returncode == 1
-    assert 'does not reproduce the training form' in proc.stderr
+    def broken_merge(self):
+        merged_before = self.deploy
+        merge(self)
+        if not merged_before:
+            self.merged.bias.data.add_(1e-2)
+    monkeypatch.setattr(SlideAttention, 'switch_to_deploy', broken_merge)
+    code, _, err = run_main(deploy_main, [SLIDE_DEMO, slide_checkpoint, str(tmp_path / 'd.pth'),
+                                          '--shape', '64', '64'], capsys)
+    assert code == 1
+    assert 'does not reproduce the training form' in err
     assert not (tmp_path / 'd.pth').exists()
 
 
