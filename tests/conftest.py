@@ -116,6 +116,21 @@ def mask_rcnn_run(coco_root, tmp_path_factory):
     return train_demo(DEMO_DET, tmp_path_factory.mktemp('mask_rcnn_run'), det_options(coco_root))
 
 
+# Runs each tools/*.py command of the JSON list in argv[1] as ``python TOOL ARGS`` would.
+_TOOLS_SCRIPT = ('import json, runpy, sys\n'
+                 'for argv in json.loads(sys.argv[1]):\n'
+                 '    sys.argv = argv\n'
+                 '    runpy.run_path(argv[0], run_name="__main__")\n')
+
+
+def run_tools(commands, timeout_each=900):
+    """Run several tools/*.py commands (argument lists, tool first) one after the other in one
+    interpreter, whose start-up (imports: seconds of CPU) is then paid once; stops at the first
+    that fails. Returns the CompletedProcess, with the output of all of them."""
+    return run_tool([sys.executable, '-c', _TOOLS_SCRIPT, json.dumps(list(map(list, commands)))],
+                    timeout=timeout_each * len(commands))
+
+
 def run_main(main, argv, capsys):
     """A command's ``main(argv)`` (e.g. ``vitext.cli.deploy.main``) in this process: (exit
     status, stdout, stderr). Where a test needs no process of its own, this saves the seconds

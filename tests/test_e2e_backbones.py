@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from seg_reference import ade_metrics, mmseg_predictions, saved_predictions
 
-from conftest import ROOT, run_tool, tiny_seg_options
+from conftest import ROOT, run_tools, tiny_seg_options
 
 BACKBONE_DEMOS = [
     'configs/demo/upernet_cbvit-mini_4xb8-120it_synthetic-ade20k-128x128.py',
@@ -24,8 +24,16 @@ def test_backbone_demo_trains_and_tests(config, mini_checkpoint, ade_root, tmp_p
     config = osp.join(ROOT, config)
     ckpt = str(mini_checkpoint(config))  # tools/train.py, 2 iterations (conftest)
     opts = tiny_seg_options(ade_root, max_iters=2, ckpt_interval=2)
-    run_tool(['tools/test.py', config, ckpt, '--work-dir', str(tmp_path / 'test'),
-              '--out', str(tmp_path / 'pred'), '--cfg-options', *opts])
+    tests = [['tools/test.py', config, ckpt, '--work-dir', str(tmp_path / 'test'),
+              '--out', str(tmp_path / 'pred'), '--cfg-options', *opts]]
+    deploy = any(name in config for name in REPARAMETERISABLE)
+    if deploy:
+        tests.append(['tools/test.py', config, ckpt, '--deploy', '--work-dir',
+                      str(tmp_path / 'deploy'), '--out', str(tmp_path / 'deploy_pred'),
+                      '--cfg-options', *opts])
+    # Both forms' tests in one interpreter (one start-up); the training form's test switches
+    # nothing to deploy form, so the output tells what the deploy form's did.
+    proc = run_tools(tests)
     metrics = json.loads((tmp_path / 'test' / 'test_results.json').read_text())['metrics']
     # tools/test.py evaluated the trained weights: its predictions and scores are those of
     # the checkpoint run through mmseg's inference API in this process.
@@ -36,10 +44,7 @@ def test_backbone_demo_trains_and_tests(config, mini_checkpoint, ade_root, tmp_p
         np.testing.assert_array_equal(pred, reference[stem], err_msg=stem)
     ref = ade_metrics(reference, f'{ade_root}/annotations/validation')
     assert metrics == {key: ref[key] for key in ('aAcc', 'mIoU', 'mAcc')}
-    if any(name in config for name in REPARAMETERISABLE):
-        proc = run_tool(['tools/test.py', config, ckpt, '--deploy', '--work-dir',
-                         str(tmp_path / 'deploy'), '--out', str(tmp_path / 'deploy_pred'),
-                         '--cfg-options', *opts])
+    if deploy:
         assert 'switched to deploy form: backbone' in proc.stdout + proc.stderr
         deployed = json.loads((tmp_path / 'deploy' / 'test_results.json').read_text())
         assert deployed['metrics'] == metrics
