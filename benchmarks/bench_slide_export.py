@@ -18,7 +18,8 @@ Forms (what ``SlideAttention.attend_qkv`` could record):
                   maps of K and of V, Mul, ReduceSum, Softmax over k^2
   tokens_loop     token layout (B, H, W, heads, d): k^2 slices of the padded K and V maps,
                   per shift Mul + MatMul (d x k^2) for the logits, MatMul (k^2 x d) + Mul + Add
-                  for the output: vitext.ops.slide_attention_tokens, the recorded form
+                  for the output, each matmul one bmm over the rows (XNNPACK takes it):
+                  vitext.ops.slide_attention_tokens, the recorded form
   tokens_gemm     token layout, the k^2 shifted views stacked: logits by ONE MatMul of the k^2
                   products q*K_p (k^2 d x k^2), output weights by ONE MatMul (k^2 x k^2 d), Mul
                   with the stacked V views, ReduceSum
