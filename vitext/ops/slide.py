@@ -124,7 +124,7 @@ def slide_attention(q: Tensor, k: Tensor, v: Tensor, rel_pos_bias: Tensor, kerne
 def _rows_matmul(x: Tensor, matrix: Tensor) -> Tensor:
     """``x`` (..., m) @ ``matrix`` (m, n) as one bmm over the flattened leading axes: the
     XNNPACK delegate of ExecuTorch takes a bmm whose right-hand side is computed from weights,
-    and leaves such an mm to ExecuTorch's portable kernel (measured: twice slower)."""
+    and leaves such an mm to ExecuTorch's portable kernel (measured: about twice the time)."""
     rows = torch.bmm(x.reshape(1, -1, x.shape[-1]), matrix.unsqueeze(0))
     return rows.view(*x.shape[:-1], matrix.shape[-1])
 
