@@ -21,7 +21,8 @@ Three evaluations of the same function:
 
 :func:`slide_attention_tokens` is the form exporters record: the fast form's algebra in the
 token layout (B, H, W, heads, d) the qkv projection gives, so the exported graph holds no
-Transpose of the maps (ONNX Runtime spent more time in those than in the attention itself).
+Transpose of the maps (in ONNX Runtime the per-head form's Transposes took more time than any
+other of its operator types).
 
 The layer calls :func:`slide_attention_qkv` on its qkv projection: on the CPU the C++ kernel
 ``csrc/slide_attention.cpp`` (one pass per pixel over its neighbourhood, straight from the qkv
@@ -139,9 +140,9 @@ def slide_attention_tokens(qkv: Tensor, weight: Tensor, bias: Tensor, rel_pos_bi
     map, the logits are ``sum_p (q * K_p) @ (scale * w[:, :, p]) + q @ (scale * b)
     + scale * bias_rel * sum_d(q)`` and the output ``sum_p (attn @ w[:, :, p]^T) * V_p
     + attn @ b^T``, matmuls over the last axis, whose (d, k^2) and (k^2, d) matrices are
-    weights. Measured in ONNX Runtime (benchmarks/bench_slide_export.py) this is faster than
-    per-head maps (their Transposes), than stacking the k^2 views for one large matmul and
-    than the conv-made copies.
+    weights. Measured in ONNX Runtime and ExecuTorch-XNNPACK (benchmarks/bench_slide_export.py)
+    this is faster than per-head maps (their Transposes), than stacking the k^2 views for one
+    large matmul and than the conv-made copies.
 
     Args:
         qkv: (B, H, W, 3, heads, d), q unscaled.
