@@ -3,7 +3,9 @@ trained on the synthetic set."""
 import json
 import math
 import os.path as osp
+import runpy
 import statistics
+import sys
 
 import pytest
 import torch
@@ -200,14 +202,17 @@ def broadcasting_checkpoint(ckpt: str, out: str, kept: float = 0.01,
     return out
 
 
-def test_attention_entropy_tool(mini_checkpoint, ade_root, tmp_path):
+def test_attention_entropy_tool(mini_checkpoint, ade_root, tmp_path, monkeypatch):
     """The tool shows CB lowering the entropy where it must: on a trained checkpoint set up so
     that block 1 leaves the tokens 1 % of their differences without CB and 50.5 % with it
     (``broadcasting_checkpoint``), the later blocks attend less uniformly with CB."""
     ckpt = broadcasting_checkpoint(str(mini_checkpoint(CB_DEMO)), str(tmp_path / 'cb.pth'))
     work = tmp_path / 'entropy'
-    run_tool(['tools/analysis/attention_entropy.py', CB_DEMO, ckpt, '--num-images', '4',
-              '--work-dir', str(work), '--cfg-options', *tiny_seg_options(ade_root)])
+    # run as ``python TOOL ARGS`` would, in this process: no interpreter's imports to wait for
+    tool = osp.join(ROOT, 'tools/analysis/attention_entropy.py')
+    monkeypatch.setattr(sys, 'argv', [tool, CB_DEMO, ckpt, '--num-images', '4', '--work-dir',
+                                      str(work), '--cfg-options', *tiny_seg_options(ade_root)])
+    runpy.run_path(tool, run_name='__main__')
     result = json.loads((work / 'attention_entropy.json').read_text())
     side = math.isqrt(result['tokens'] - 1)  # a grid of patches + the class token
     assert result['images'] == 4 and side > 1 and side * side == result['tokens'] - 1
