@@ -11,7 +11,7 @@ import pytest
 import torch
 from torch import nn
 
-from conftest import ROOT, run_main, run_tool, tiny_seg_options
+from conftest import ROOT, run_main, run_tool, run_tools, tiny_seg_options
 from vitext.analysis.attention_entropy import attention_entropy
 from vitext.analysis.complexity import count_parameters
 from vitext.analysis.export import fix_adaptive_pools
@@ -79,11 +79,11 @@ def test_deploy_tool_checks_saves_and_exports_onnx(slide_checkpoint, ade_root, t
     assert not any('.attn.deform.' in k for k in saved['state_dict'])
     # The deploy checkpoint evaluates with the training config and scores as the original.
     opts = tiny_seg_options(ade_root)
-    scores = []
-    for ckpt, work in ((slide_checkpoint, 'train_form'), (str(deploy_ckpt), 'deploy_form')):
-        run_tool(['tools/test.py', SLIDE_DEMO, ckpt, '--work-dir', str(tmp_path / work),
-                  '--cfg-options', *opts])
-        scores.append(json.loads((tmp_path / work / 'test_results.json').read_text())['metrics'])
+    forms = ((slide_checkpoint, 'train_form'), (str(deploy_ckpt), 'deploy_form'))
+    run_tools([['tools/test.py', SLIDE_DEMO, ckpt, '--work-dir', str(tmp_path / work),
+                '--cfg-options', *opts] for ckpt, work in forms])
+    scores = [json.loads((tmp_path / work / 'test_results.json').read_text())['metrics']
+              for _, work in forms]
     for key in scores[0]:
         assert abs(scores[0][key] - scores[1][key]) < 0.05, key
 
