@@ -23,12 +23,21 @@ def robustness_cmd(ade_root, ckpt, work, *extra):
             '--cfg-options', *tiny_seg_options(ade_root)]
 
 
-def test_suite_report(ade_root, checkpoint, tmp_path):
-    proc = run_tool(robustness_cmd(
-        ade_root, checkpoint, tmp_path, '--suite', 'occlusion,fgsm,pgd,corruptions',
-        '--eps', '0', '4', '--pgd-steps', '2', '--corruptions', 'gaussian_noise', 'fog',
-        '--severities', '1', '5'))
-    data = json.loads((tmp_path / 'robustness.json').read_text())
+SUITE = ('--suite', 'occlusion,fgsm,pgd,corruptions', '--eps', '0', '4', '--pgd-steps', '2',
+         '--corruptions', 'gaussian_noise', 'fog', '--severities', '1', '5')
+
+
+@pytest.fixture(scope='module')
+def suite_run(ade_root, checkpoint, tmp_path_factory):
+    """tools/robustness.py with SUITE on the checkpoint: (work dir, CompletedProcess). Read
+    only: a test that runs the tool into it again copies it."""
+    work = tmp_path_factory.mktemp('suite')
+    return work, run_tool(robustness_cmd(ade_root, checkpoint, work, *SUITE))
+
+
+def test_suite_report(suite_run):
+    work, proc = suite_run
+    data = json.loads((work / 'robustness.json').read_text())
     results = data['results']
     assert list(results) == ['clean', 'occlusion', 'fgsm/eps=0', 'fgsm/eps=4', 'pgd/eps=0',
                              'pgd/eps=4', 'gaussian_noise/1', 'gaussian_noise/5', 'fog/1',
@@ -39,8 +48,8 @@ def test_suite_report(ade_root, checkpoint, tmp_path):
     corrupted = [results[k]['mIoU'] for k in results if '/' in k and k.split('/')[0] in
                  ('gaussian_noise', 'fog')]
     assert data['summary']['mPC'] == pytest.approx(sum(corrupted) / 4, abs=1e-3)
-    assert (tmp_path / 'robustness.png').stat().st_size > 0
-    assert '| occlusion |' in (tmp_path / 'robustness.md').read_text()
+    assert (work / 'robustness.png').stat().st_size > 0
+    assert '| occlusion |' in (work / 'robustness.md').read_text()
     assert 'mPC' in proc.stdout
 
 
@@ -200,13 +209,14 @@ def test_results_path_that_is_a_directory(tmp_path):
                                                   str(ckpt), {}))
 
 
-def test_second_checkpoint_into_same_work_dir_refused(ade_root, checkpoint, tmp_path):
-    """Suite for iter_4 then for iter_2 into one work dir used to report iter_4's numbers."""
-    work = tmp_path / 'robust'
-    run_tool(robustness_cmd(ade_root, checkpoint, work, '--suite', 'occlusion'))
+def test_second_checkpoint_into_same_work_dir_refused(ade_root, checkpoint, suite_run,
+                                                      tmp_path):
+    """Suite for iter_4 then for iter_2 into one work dir used to report iter_4's numbers. The
+    first run is the shared one (a copy of its work dir)."""
+    work = shutil.copytree(suite_run[0], tmp_path / 'robust')
     first = (work / 'robustness.json').read_text()
     other = shutil.copy(checkpoint, tmp_path / 'iter_other.pth')
-    proc = run_tool(robustness_cmd(ade_root, other, work, '--suite', 'occlusion'), check=False)
+    proc = run_tool(robustness_cmd(ade_root, other, work, *SUITE), check=False)
     assert proc.returncode != 0
     last = proc.stderr.strip().splitlines()[-1]
     assert last.startswith(f'robustness.py: {work / "robustness.json"} holds results of '
