@@ -126,7 +126,10 @@ _TOOLS_SCRIPT = ('import json, runpy, sys\n'
 def run_tools(commands, timeout_each=900):
     """Run several tools/*.py commands (argument lists, tool first) one after the other in one
     interpreter, whose start-up (imports: seconds of CPU) is then paid once; stops at the first
-    that fails. Returns the CompletedProcess, with the output of all of them."""
+    that fails. Returns the CompletedProcess, with the output of all of them. The runs share
+    mmengine's named instances, the configs' visualizer ('visualizer') among them: a later run
+    of the same task may write its vis_data/scalars.json into an earlier run's log dir, so read
+    no run's scalars (last_logged) after this."""
     return run_tool([sys.executable, '-c', _TOOLS_SCRIPT, json.dumps(list(map(list, commands)))],
                     timeout=timeout_each * len(commands))
 
