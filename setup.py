@@ -67,7 +67,7 @@ EXTRAS_REQUIRE = {
     # with [det] or [onedl-det]: the tests exercise detection
     # onnxscript: torch.onnx.export(dynamo=True), the deploy tool's ONNX exporter
     'tests': ['timm>=1.0', 'onnx', 'onnxruntime', 'onnxscript', 'openvino', 'pytest',
-              'pytest-timeout'],
+              'pytest-timeout', 'pytest-xdist'],
 }
 
 
