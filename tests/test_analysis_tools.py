@@ -1,5 +1,6 @@
 """tools/analysis/*: FLOPs/params, deploy + ONNX, speed, attention entropy, on tiny checkpoints
 trained on the synthetic set."""
+import gc
 import json
 import math
 import os.path as osp
@@ -148,6 +149,26 @@ def test_peak_memory_is_what_one_call_allocates(megabytes):
     for _ in range(2):
         peak = peak_memory_mb(lambda: torch.ones(numel).sum(), 'cpu')
         assert megabytes - 1 < peak < megabytes + 4, peak
+
+
+def test_peak_memory_is_not_hidden_by_garbage_collected_during_the_call():
+    """Garbage left in reference cycles before the measured call (here 256 MB, by the warm-up
+    call), collected while the call runs (a collection its own allocations trigger), would
+    lower the RSS under the call's growth: it is collected before the measurement starts."""
+    from vitext.analysis.timing import peak_memory_mb
+    numel = 64 * 2**20 // 4
+    garbage_made = []
+
+    def call():
+        gc.collect()
+        buffer = torch.ones(numel)
+        if not garbage_made:
+            cycle = [torch.ones(256 * 2**20 // 4)]
+            cycle.append(cycle)
+            garbage_made.append(True)
+        return buffer.sum()
+
+    assert 63 < peak_memory_mb(call, 'cpu') < 68
 
 
 def broadcasting_checkpoint(ckpt: str, out: str, kept: float = 0.01,

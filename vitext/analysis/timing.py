@@ -4,6 +4,7 @@ Timings interleave the compared variants repeat by repeat, so machine noise hits
 Peak memory: on CUDA the allocator's peak; on CPU the growth of the process's peak RSS (VmHWM)
 during one call.
 """
+import gc
 import statistics
 import time
 from typing import Callable, Dict, List
@@ -63,8 +64,17 @@ def peak_memory_mb(fn: Callable[[], None], device: str) -> float:
         fn()
         torch.cuda.synchronize()
         return (torch.cuda.max_memory_allocated() - base) / 2**20
-    # VmHWM, not getrusage's ru_maxrss: a child's ru_maxrss starts at its parent's peak.
-    _reset_peak_rss()
-    base = _status_mb('VmRSS')
-    fn()
-    return _status_mb('VmHWM') - base
+    # Garbage left by earlier work is collected first and no collection runs during the call:
+    # memory a collection frees while ``fn`` runs would hide ``fn``'s own growth.
+    gc.collect()
+    collecting = gc.isenabled()
+    gc.disable()
+    try:
+        # VmHWM, not getrusage's ru_maxrss: a child's ru_maxrss starts at its parent's peak.
+        _reset_peak_rss()
+        base = _status_mb('VmRSS')
+        fn()
+        return _status_mb('VmHWM') - base
+    finally:
+        if collecting:
+            gc.enable()
