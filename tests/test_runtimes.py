@@ -9,6 +9,7 @@ import pytest
 import torch
 
 from conftest import ROOT, run_main
+from vitext.analysis.export import flat
 from vitext.analysis.runtimes import (RUNTIMES, RuntimeUnavailable, build_runner,
                                       export_onnx_file, require)
 from vitext.registry import vitext_backbones
@@ -124,7 +125,7 @@ def test_model_in_runtime_equals_pytorch(name, runtime, converted):
     model, image, runner = converted(model_name, runtime)
     with torch.no_grad():
         expected = model(image)
-    expected = list(expected) if isinstance(expected, (tuple, list)) else [expected]
+    expected = flat(expected)
     got = runner(image)
     assert len(got) == len(expected)
     for out, ref in zip(got[outputs], expected[outputs]):

@@ -429,15 +429,16 @@ class SlideAttention(nn.Module):
         """(B, H, W, 3, heads, d) -> (B, H, W, C): :func:`slide_attention_qkv` (custom backward,
         CPU kernel), :func:`slide_attention_tokens` under export / tracing, or :meth:`attend`
         with attention dropout."""
-        weight, bias = self.neighbour_conv()
-        if recording_graph():
-            return slide_attention_tokens(qkv, weight, bias, self.relative_position_bias_table,
-                                          self.kernel_size, self.scale, self.attn_drop,
-                                          self.training)
-        if self.attn_drop and self.training:
+        recording = recording_graph()
+        if self.attn_drop and self.training and not recording:
             B, H, W = qkv.shape[:3]
             q, k, v = qkv.permute(3, 0, 4, 5, 1, 2).unbind(0)  # each (B, heads, d, H, W)
             return self.attend(q, k, v).reshape(B, -1, H, W).permute(0, 2, 3, 1)
+        weight, bias = self.neighbour_conv()  # after the branch above: attend makes its own
+        if recording:
+            return slide_attention_tokens(qkv, weight, bias, self.relative_position_bias_table,
+                                          self.kernel_size, self.scale, self.attn_drop,
+                                          self.training)
         return slide_attention_qkv(qkv, weight, bias, self.relative_position_bias_table,
                                    self.kernel_size, self.scale)
 
