@@ -1,8 +1,8 @@
 """Timing and peak-memory helpers for the benchmarks (torch only).
 
 Timings interleave the compared variants repeat by repeat, so machine noise hits them alike;
-compare ratios from one run. Peak memory: on CUDA the allocator's peak; on CPU the growth of the
-process's peak RSS (VmHWM) during one pass, measured in a fresh process per variant.
+compare ratios from one run. Peak memory: ``vitext.analysis.timing.peak_memory_mb`` (tensor memory
+held above what was held before the pass), measured in a fresh process per variant.
 """
 import importlib.util
 import json
@@ -38,13 +38,9 @@ def load_average() -> List[float]:
 
 
 def probe_in_subprocess(script: str, args: List[str]) -> float:
-    """Run ``script --memory-probe args...`` in a fresh interpreter; it prints the peak MB.
-
-    glibc's mmap threshold is pinned at 64 KiB there: by default it grows after frees, and
-    freed large blocks then stay resident, so peak RSS would not follow live tensor memory."""
-    env = dict(os.environ, MALLOC_MMAP_THRESHOLD_='65536')
+    """Run ``script --memory-probe args...`` in a fresh interpreter; it prints the peak MB."""
     out = subprocess.run([sys.executable, script, '--memory-probe', *args], check=True,
-                         capture_output=True, text=True, env=env).stdout
+                         capture_output=True, text=True).stdout
     return float(out.strip().splitlines()[-1])
 
 

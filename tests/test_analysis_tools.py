@@ -3,9 +3,11 @@ trained on the synthetic set."""
 import gc
 import json
 import math
+import os
 import os.path as osp
 import runpy
 import statistics
+import subprocess
 import sys
 
 import pytest
@@ -149,6 +151,23 @@ def test_peak_memory_is_what_one_call_allocates(megabytes):
     for _ in range(2):
         peak = peak_memory_mb(lambda: torch.ones(numel).sum(), 'cpu')
         assert megabytes - 1 < peak < megabytes + 4, peak
+
+
+def test_peak_memory_counts_memory_the_c_allocator_reuses():
+    """glibc set to keep freed blocks (as a library's settings or earlier work in the process can
+    leave it): a call reusing blocks an earlier call freed adds nothing to the process's resident
+    memory, yet it allocated them (in a fresh interpreter, not to change this one's allocator)."""
+    code = ("import ctypes, torch\n"
+            "from vitext.analysis.timing import peak_memory_mb\n"
+            "libc = ctypes.CDLL('libc.so.6')\n"
+            "assert libc.mallopt(-3, 2**30) and libc.mallopt(-1, 2**30)  # mmap, trim thresholds\n"
+            "for mb in (64, 64, 128, 128):\n"
+            "    print(peak_memory_mb(lambda: torch.ones(mb * 2**20 // 4).sum(), 'cpu'))\n")
+    out = subprocess.run([sys.executable, '-c', code], cwd=ROOT, check=True, capture_output=True,
+                         text=True)
+    peaks = [float(line) for line in out.stdout.split()]
+    assert [round(peak) for peak in peaks] == [64, 64, 128, 128], peaks
+    assert out.stderr == ''
 
 
 def test_peak_memory_is_not_hidden_by_garbage_collected_during_the_call():

@@ -9,13 +9,11 @@ Segmentors run mmseg's ``inference`` (the test path: whole image, or crops of --
 the config's test_cfg.crop_size every --stride, logits averaged); detectors run backbone + neck
 (their heads' cost depends on proposals), in whole mode only. Random images of --shape; without
 --checkpoint the weights are random, which does not change the speed. --deploy re-parameterises
-first. Peak memory: CUDA allocator peak, or on CPU the growth of the process's peak RSS during
-one timed call.
+first. Peak memory: the most tensor memory one call held above what was held before it (the CUDA
+allocator's statistics, or on CPU the allocations torch's allocator reports to the profiler).
 """
 import argparse
 import json
-import os
-import sys
 
 import torch
 from mmengine.config import DictAction
@@ -42,11 +40,6 @@ def parse_args():
 
 def main():
     args = parse_args()
-    if args.device == 'cpu' and 'MALLOC_MMAP_THRESHOLD_' not in os.environ:
-        # Pin glibc's mmap threshold so freed large blocks leave the RSS and peak RSS follows
-        # live tensor memory (by default the threshold grows and freed blocks stay resident).
-        os.execve(sys.executable, [sys.executable] + sys.argv,
-                  dict(os.environ, MALLOC_MMAP_THRESHOLD_='65536'))
     from vitext.analysis.model_from_config import TensorForward, build_model
     from vitext.analysis.timing import interleaved_times, peak_memory_mb
     from vitext.models.deploy import switch_to_deploy

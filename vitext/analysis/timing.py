@@ -1,13 +1,19 @@
 """Timing and peak-memory helpers (torch only), shared by tools/analysis and benchmarks/.
 
 Timings interleave the compared variants repeat by repeat, so machine noise hits them alike.
-Peak memory: on CUDA the allocator's peak; on CPU the growth of the process's peak RSS (VmHWM)
-during one call.
+Peak memory: the most tensor memory one call held above what was held before it, from the CUDA
+allocator's statistics, or on CPU from the allocations and frees torch's CPU allocator reports to
+the profiler. Not the process's resident memory: the C allocator keeps freed blocks for reuse
+(how many depends on its thresholds and on what ran before in the process), so a call that
+reuses them adds nothing to the RSS however much it allocates.
 """
+import contextlib
 import gc
+import os
 import statistics
+import sys
 import time
-from typing import Callable, Dict, List
+from typing import Callable, Dict, Iterator, List
 
 import torch
 
@@ -35,27 +41,46 @@ def interleaved_times(fns: Dict[str, Callable[[], None]], device: str, warmup: i
             for name, t in runs.items()}
 
 
-def _status_mb(field: str) -> float:
-    """A memory field of /proc/self/status (VmRSS, VmHWM), in MB."""
-    with open('/proc/self/status') as f:
-        for line in f:
-            if line.startswith(field + ':'):
-                return int(line.split()[1]) / 1024
-    raise KeyError(field)
-
-
-def _reset_peak_rss() -> None:
-    """Reset VmHWM to the current RSS (Linux >= 4.0); where refused, the warm-up pass's peak,
-    the same computation, stays the high-water mark."""
+@contextlib.contextmanager
+def _stderr_closed() -> Iterator[None]:
+    """File descriptor 2 points at /dev/null: the profiler's C++ side logs its start and stop
+    there (and, in a CUDA build on a machine without a GPU, a failed device count)."""
+    sys.stderr.flush()
+    saved = os.dup(2)
+    with open(os.devnull, 'w') as null:
+        os.dup2(null.fileno(), 2)
     try:
-        with open('/proc/self/clear_refs', 'w') as f:
-            f.write('5')
-    except OSError:
-        pass
+        yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+
+
+def _peak_cpu_allocation_mb(fn: Callable[[], None]) -> float:
+    """The highest sum of the allocations minus the frees torch's CPU allocator reported to the
+    profiler while ``fn`` ran."""
+    from torch.profiler import ProfilerActivity, profile
+    profiler = profile(activities=[ProfilerActivity.CPU], profile_memory=True)
+    with _stderr_closed():
+        profiler.start()
+    try:
+        fn()
+    finally:
+        with _stderr_closed():
+            profiler.stop()
+    changes = sorted((event.start_ns(), event.nbytes())
+                     for event in profiler.profiler.kineto_results.events()
+                     if event.name() == '[memory]')
+    peak = allocated = 0
+    for _, nbytes in changes:
+        allocated += nbytes
+        peak = max(peak, allocated)
+    return peak / 2**20
 
 
 def peak_memory_mb(fn: Callable[[], None], device: str) -> float:
-    """Peak memory added by one call of ``fn`` (after one warm-up call)."""
+    """Peak memory added by one call of ``fn`` (after one warm-up call): the highest amount of
+    memory torch's allocator held for tensors during the call above what it held before."""
     fn()
     if device.startswith('cuda'):
         torch.cuda.synchronize()
@@ -65,16 +90,12 @@ def peak_memory_mb(fn: Callable[[], None], device: str) -> float:
         torch.cuda.synchronize()
         return (torch.cuda.max_memory_allocated() - base) / 2**20
     # Garbage left by earlier work is collected first and no collection runs during the call:
-    # memory a collection frees while ``fn`` runs would hide ``fn``'s own growth.
+    # tensors a collection frees while ``fn`` runs would offset ``fn``'s own allocations.
     gc.collect()
     collecting = gc.isenabled()
     gc.disable()
     try:
-        # VmHWM, not getrusage's ru_maxrss: a child's ru_maxrss starts at its parent's peak.
-        _reset_peak_rss()
-        base = _status_mb('VmRSS')
-        fn()
-        return _status_mb('VmHWM') - base
+        return _peak_cpu_allocation_mb(fn)
     finally:
         if collecting:
             gc.enable()
