@@ -11,6 +11,14 @@ import sys
 
 import pytest
 
+# Under pytest-xdist each worker keeps to one core, and so do the tools it starts: OpenMP threads
+# of two workers (and of their tools) spinning on two cores wait on each other, and a gradient
+# check of tiny tensors took minutes instead of a second.
+if int(os.environ.get('PYTEST_XDIST_WORKER_COUNT', '1')) > 1:
+    os.environ['OMP_NUM_THREADS'] = '1'
+    import torch
+    torch.set_num_threads(1)
+
 ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 HELPERS = osp.join(ROOT, 'tests', 'helpers')
 sys.path.insert(0, HELPERS)  # reference helpers for the tests (seg_reference, ...)
@@ -151,7 +159,7 @@ def run_tool(args, cwd=ROOT, env=None, timeout=900, check=True):
     """Run a command with this interpreter's environment; returns the CompletedProcess."""
     full_env = dict(os.environ)
     full_env['PYTHONPATH'] = os.pathsep.join([ROOT, HELPERS, full_env.get('PYTHONPATH', '')])
-    full_env.setdefault('OMP_NUM_THREADS', '2')
+    full_env.setdefault('OMP_NUM_THREADS', '2')  # one per pytest-xdist worker: see the top
     full_env.update(env or {})
     if args[0].endswith('.py'):
         args = [sys.executable] + list(args)
