@@ -167,7 +167,8 @@ def test_peak_memory_counts_memory_the_c_allocator_reuses():
                          text=True)
     peaks = [float(line) for line in out.stdout.split()]
     assert [round(peak) for peak in peaks] == [64, 64, 128, 128], peaks
-    assert out.stderr == ''
+    # the profiler's C++ log lines (start, stop; a CUDA build's failed device count) are silenced
+    assert 'profiler_start' not in out.stderr and 'gpuGetDeviceCount' not in out.stderr
 
 
 def test_peak_memory_is_not_hidden_by_garbage_collected_during_the_call():
