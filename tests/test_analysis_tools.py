@@ -3,11 +3,9 @@ trained on the synthetic set."""
 import gc
 import json
 import math
-import os
 import os.path as osp
 import runpy
 import statistics
-import subprocess
 import sys
 
 import pytest
@@ -163,8 +161,7 @@ def test_peak_memory_counts_memory_the_c_allocator_reuses():
             "assert libc.mallopt(-3, 2**30) and libc.mallopt(-1, 2**30)  # mmap, trim thresholds\n"
             "for mb in (64, 64, 128, 128):\n"
             "    print(peak_memory_mb(lambda: torch.ones(mb * 2**20 // 4).sum(), 'cpu'))\n")
-    out = subprocess.run([sys.executable, '-c', code], cwd=ROOT, check=True, capture_output=True,
-                         text=True)
+    out = run_tool([sys.executable, '-c', code])
     peaks = [float(line) for line in out.stdout.split()]
     assert [round(peak) for peak in peaks] == [64, 64, 128, 128], peaks
     # the profiler's C++ log lines (start, stop; a CUDA build's failed device count) are silenced
